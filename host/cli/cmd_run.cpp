@@ -1,0 +1,216 @@
+// cmd_run.cpp: `troupe run` — runs a workflow, shows live progress, prints the result.
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "api/host.h"
+#include "cli/commands.h"
+#include "cli/term.h"
+#include "config/config.h"
+#include "loop/event_loop.h"
+#include "store/store.h"
+
+namespace troupe::cli {
+namespace {
+
+using nlohmann::json;
+
+std::atomic<int> g_interrupts{0};
+
+void on_interrupt(int) { g_interrupts.fetch_add(1); }
+
+bool read_input(const std::string& arg, std::string* out, std::string* error) {
+  std::string text = arg;
+  if (!arg.empty() && arg[0] == '@') {
+    std::ifstream in(arg.substr(1), std::ios::binary);
+    if (!in) {
+      *error = arg.substr(1) + ": cannot open the input file";
+      return false;
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  if (text.empty()) text = "{}";
+  json parsed = json::parse(text, nullptr, false);
+  if (parsed.is_discarded()) {
+    try {
+      parsed = json::parse(text);
+    } catch (const json::parse_error& e) {
+      *error = "--input is not valid JSON: " + std::string(e.what());
+    }
+    return false;
+  }
+  *out = parsed.dump();
+  return true;
+}
+
+// Live progress on stderr: one line when a step starts, one when it ends.
+class Progress {
+ public:
+  Progress(Style style, bool live) : s_(style), live_(live) {}
+
+  void on_event(const RunEvent& ev) {
+    json d = json::parse(ev.data_json, nullptr, false);
+    if (ev.type == "log") {
+      std::string level = d.value("level", "info");
+      std::string line = "  · " + d.value("message", "");
+      if (level == "warn") line = s_.yellow(line);
+      if (level == "error") line = s_.red(line);
+      if (level != "debug" || live_) std::fprintf(stderr, "%s\n", line.c_str());
+      return;
+    }
+    if (!live_) return;
+    if (ev.type == "run.started") {
+      std::fprintf(stderr, "%s %s %s\n", s_.bold("▶ " + d.value("workflow", "")).c_str(),
+                   s_.dim("run " + ev.run_id).c_str(), s_.dim(d.value("source", "")).c_str());
+    } else if (ev.type == "step.started") {
+      std::string kind = d.value("kind", "");
+      std::string what = kind == "chat" ? pad(d.value("agent", ""), 12) + " " + d.value("model", "")
+                                        : kind + (kind == "sleep" ? " " + format_ms(d.value("seconds", 0.0) * 1000) : "");
+      std::fprintf(stderr, "  %s %s %s\n", s_.cyan("→").c_str(), pad(ev.step_key, 8).c_str(),
+                   what.c_str());
+    } else if (ev.type == "join.started") {
+      std::fprintf(stderr, "  %s %s %s ×%d\n", s_.cyan("⇉").c_str(), pad(ev.step_key, 8).c_str(),
+                   d.value("kind", "parallel").c_str(), d.value("branches", 0));
+    } else if (ev.type == "step.finished") {
+      bool ok = d.value("status", "") == "succeeded";
+      std::string what = d.value("kind", "") == "chat"
+                             ? pad(d.value("agent", ""), 12) + " " + pad(d.value("model", ""), 28)
+                             : pad(d.value("kind", ""), 41);
+      std::string figures = format_ms(d.value("latency_ms", 0.0));
+      if (d.contains("input_tokens")) {
+        figures += "  " + std::to_string(d.value("input_tokens", 0)) + " → " +
+                   std::to_string(d.value("output_tokens", 0)) + " tok";
+      }
+      if (!ok) figures += "  " + s_.red(one_line(d.value("error", ""), 80));
+      std::fprintf(stderr, "  %s %s %s %s\n", ok ? s_.green("✓").c_str() : s_.red("✗").c_str(),
+                   pad(ev.step_key, 8).c_str(), what.c_str(), s_.dim(figures).c_str());
+    }
+  }
+
+ private:
+  Style s_;
+  bool live_;
+};
+
+}  // namespace
+
+int cmd_run(const Common& common, const RunArgs& args) {
+  Style err_style = style_for(STDERR_FILENO);
+  std::string input;
+  std::string error;
+  if (!read_input(args.input, &input, &error)) {
+    std::fprintf(stderr, "troupe: %s\n", error.c_str());
+    return kUsage;
+  }
+  std::unique_ptr<Host> host;
+  try {
+    Config config = find_config(common.config_path);
+    if (!common.store_path.empty()) config.store_path = common.store_path;
+    host = std::make_unique<Host>(std::move(config));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "troupe: %s\n", e.what());
+    return kUsage;
+  }
+  {
+    std::ifstream probe(args.workflow);
+    if (!probe) {
+      std::fprintf(stderr, "troupe: %s: cannot open the workflow script\n", args.workflow.c_str());
+      return kUsage;
+    }
+  }
+
+  bool live = !args.quiet && !common.json && is_terminal(STDERR_FILENO);
+  Progress progress(err_style, live);
+  RunSpec spec;
+  spec.source_path = args.workflow;
+  spec.input_json = input;
+  RunOutcome outcome;
+  bool done = false;
+  std::string run_id;
+  host->runtime().set_listener([&](const RunEvent& ev) {
+    if (!args.quiet && !common.json) progress.on_event(ev);
+  });
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  run_id = host->runtime().start(spec, [&](const RunOutcome& o) {
+    outcome = o;
+    done = true;
+  });
+  int seen_interrupts = 0;
+  while (!done) {
+    host->loop().run_once(100);
+    int n = g_interrupts.load();
+    if (n != seen_interrupts) {
+      seen_interrupts = n;
+      if (n >= 2) {
+        std::fprintf(stderr, "troupe: interrupted again, exiting\n");
+        return kInterrupted;
+      }
+      std::fprintf(stderr, "\ntroupe: interrupted, cancelling run %s (Ctrl-C again to quit)\n",
+                   run_id.c_str());
+      host->runtime().cancel(run_id, "interrupted by the user (SIGINT)");
+    }
+  }
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  if (host->store()) host->store()->flush();
+
+  // Figures for the summary come from the journal, the same source `troupe show` uses.
+  int64_t in_tok = 0, out_tok = 0;
+  size_t steps = 0;
+  if (host->store()) {
+    for (const auto& st : host->store()->get_steps(outcome.run_id)) {
+      in_tok += st.input_tokens;
+      out_tok += st.output_tokens;
+      ++steps;
+    }
+  }
+  int64_t duration = 0;
+  if (host->store()) {
+    if (auto rec = host->store()->get_run(outcome.run_id)) {
+      duration = rec->finished_ms - rec->created_ms;
+    }
+  }
+  bool ok = outcome.status == "succeeded";
+  if (common.json) {
+    json out = {{"run_id", outcome.run_id}, {"workflow", outcome.workflow},
+                {"status", outcome.status}, {"steps", steps},
+                {"input_tokens", in_tok},   {"output_tokens", out_tok},
+                {"duration_ms", duration}};
+    out["output"] = ok ? json::parse(outcome.output_json, nullptr, false) : json(nullptr);
+    if (!outcome.error.empty()) out["error"] = outcome.error;
+    std::printf("%s\n", out.dump(2).c_str());
+  } else {
+    if (!args.quiet) {
+      std::string summary = (ok ? err_style.green("✓ " + outcome.status)
+                                : err_style.red("✗ " + outcome.status)) +
+                            " in " + format_ms(static_cast<double>(duration)) + " · " +
+                            std::to_string(steps) + " steps · " + std::to_string(in_tok) + " → " +
+                            std::to_string(out_tok) + " tokens · run " + outcome.run_id;
+      std::fprintf(stderr, "%s\n", summary.c_str());
+    }
+    if (ok) {
+      json value = json::parse(outcome.output_json, nullptr, false);
+      if (value.is_string()) {
+        std::printf("%s\n", value.get<std::string>().c_str());
+      } else if (!value.is_null()) {
+        std::printf("%s\n", value.dump(2).c_str());
+      }
+    } else {
+      std::fprintf(stderr, "%s\n", outcome.error.c_str());
+    }
+  }
+  std::fflush(stdout);
+  if (outcome.status == "cancelled" && seen_interrupts > 0) return kInterrupted;
+  return ok ? kOk : kRunFailed;
+}
+
+}  // namespace troupe::cli

@@ -1,0 +1,44 @@
+// commands.h: the troupe subcommands and their options (parsed in main.cpp).
+#pragma once
+
+#include <string>
+
+namespace troupe::cli {
+
+// Exit codes, documented in the README.
+enum Exit : int {
+  kOk = 0,
+  kRunFailed = 1,    // the workflow failed or was cancelled
+  kUsage = 2,        // bad arguments, config, input, unknown run
+  kInterrupted = 130,
+};
+
+struct Common {
+  std::string config_path;  // --config
+  std::string store_path;   // --store (overrides the config's)
+  bool json = false;        // --json
+};
+
+struct RunArgs {
+  std::string workflow;
+  std::string input;  // JSON text or @file
+  bool quiet = false;
+};
+
+struct ListArgs {
+  int limit = 20;
+  std::string status;
+  std::string workflow;
+};
+
+int cmd_run(const Common& common, const RunArgs& args);
+int cmd_runs(const Common& common, const ListArgs& args);
+int cmd_show(const Common& common, const std::string& run_id);
+int cmd_events(const Common& common, const std::string& run_id, bool follow);
+int cmd_plugins(const Common& common);
+int cmd_version(const Common& common);
+
+// The store path the inspection commands read: --store, else the config's.
+std::string store_path_for(const Common& common);
+
+}  // namespace troupe::cli

@@ -1,0 +1,58 @@
+// main.cpp: the troupe command line — parses arguments and dispatches to a subcommand.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace troupe::cli;
+  CLI::App app{"troupe: run multi-agent workflows written in Lua, against LLM provider plugins.",
+               "troupe"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may also follow the subcommand
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+  Common common;
+  app.add_option("--config", common.config_path,
+                 "Configuration file (default: $TROUPE_CONFIG, ./troupe.yaml, ./troupe.json)");
+  app.add_option("--store", common.store_path, "SQLite store (default: .troupe/troupe.db)");
+  app.add_flag("--json", common.json, "Machine-readable JSON output");
+
+  RunArgs run_args;
+  auto* run = app.add_subcommand("run", "Run a workflow script and print its result");
+  run->add_option("workflow", run_args.workflow, "The workflow's Lua file")->required();
+  run->add_option("-i,--input", run_args.input, "Input as JSON text, or @file.json");
+  run->add_flag("-q,--quiet", run_args.quiet, "No progress or log lines, only the result");
+
+  ListArgs list_args;
+  auto* runs = app.add_subcommand("runs", "List recent runs, newest first");
+  runs->add_option("-n,--limit", list_args.limit, "How many")->check(CLI::PositiveNumber);
+  runs->add_option("--status", list_args.status, "Only runs with this status")
+      ->check(CLI::IsMember({"running", "succeeded", "failed", "cancelled"}));
+  runs->add_option("--workflow", list_args.workflow, "Only runs of this workflow");
+
+  std::string run_id;
+  auto* show = app.add_subcommand("show", "Show a run: its steps, tokens, durations and output");
+  show->add_option("run", run_id, "Run id (or a unique prefix of it)")->required();
+
+  bool follow = false;
+  auto* events = app.add_subcommand("events", "Print the events of a run");
+  events->add_option("run", run_id, "Run id (or a unique prefix of it)")->required();
+  events->add_flag("-f,--follow", follow, "Keep printing new events until the run ends");
+
+  auto* plugins = app.add_subcommand("plugins", "List the plugins on the search path");
+  auto* version = app.add_subcommand("version", "Print versions of troupe and what it is built on");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kOk : kUsage;
+  }
+  if (*run) return cmd_run(common, run_args);
+  if (*runs) return cmd_runs(common, list_args);
+  if (*show) return cmd_show(common, run_id);
+  if (*events) return cmd_events(common, run_id, follow);
+  if (*plugins) return cmd_plugins(common);
+  if (*version) return cmd_version(common);
+  return kUsage;
+}

@@ -1,0 +1,50 @@
+// config.h: the host configuration — store, plugin path, providers, limits — from YAML or JSON.
+//
+// Found in this order: an explicit path (--config), $TROUPE_CONFIG, ./troupe.yaml,
+// ./troupe.yml, ./troupe.json; without any, defaults route every provider to the mock plugin
+// so workflows run offline. Relative paths inside a file are relative to that file.
+// Secrets are never in the file: it names the environment variables that hold them.
+#pragma once
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "runtime/runtime.h"
+
+namespace troupe {
+
+// Says what is wrong and where: "<file>: providers.openai.plugin: expected a string".
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct ProviderConfig {
+  std::string name;                               // as models name it: "<name>/<model>"
+  std::string plugin;                             // plugin name or path of a .so
+  std::string settings_json = "{}";               // handed to the plugin's create()
+  std::map<std::string, std::string> secret_env;  // secret name -> environment variable
+};
+
+struct Config {
+  std::string path;  // the file it came from; empty for defaults
+  std::string store_path = ".troupe/troupe.db";
+  std::vector<std::string> plugin_path;
+  std::map<std::string, ProviderConfig> providers;
+  // Providers not listed in `providers` are served by this one; empty = unknown is an error.
+  std::string fallback_provider;
+  std::string default_model = "mock/mock-1";
+  RuntimeOptions runtime;
+};
+
+// The configuration with nothing configured: every provider name served by the mock plugin.
+Config default_config();
+
+// Parses a file (YAML or JSON by extension; YAML accepts JSON too). Throws ConfigError.
+Config load_config(const std::string& path);
+
+// Applies the search order above. explicit_path may be empty.
+Config find_config(const std::string& explicit_path);
+
+}  // namespace troupe

@@ -1,0 +1,102 @@
+// runtime.h: the Lua workflow runtime — runs as coroutines on the host's event loop.
+//
+// One Runtime owns one lua_State shared by all of its runs. Each run is a coroutine with a
+// sandboxed _ENV; troupe.parallel/map branches are child coroutines with deterministic
+// step keys. A host call made from Lua (a model call, a sleep) starts async work and yields
+// its coroutine; the completion is journaled as a step and then resumes it. Everything here
+// runs on the loop thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace troupe {
+
+class EventLoop;
+class Store;
+class PluginInstance;
+namespace rt {
+class Core;
+}
+
+// Resolves the provider part of "provider/model" to a live plugin instance.
+class ProviderResolver {
+ public:
+  virtual ~ProviderResolver() = default;
+  // Returns null with *error set (naming the provider and what is configured) when unknown.
+  virtual std::shared_ptr<PluginInstance> provider(const std::string& name, std::string* error) = 0;
+};
+
+struct RuntimeLimits {
+  uint64_t max_instructions = 1'000'000'000;  // per run, all branches together
+  uint64_t max_memory_bytes = 64ull << 20;    // per run, live Lua heap
+  uint64_t slice_instructions = 1'000'000;    // a busy run yields the loop after this many
+  uint32_t call_timeout_ms = 600'000;         // default deadline of one model call
+};
+
+enum class Durability {
+  sync,   // a step's record is committed before the coroutine resumes (crash-safe)
+  async,  // records are queued; the coroutine resumes at once (faster, may lose the tail)
+};
+
+struct RuntimeOptions {
+  RuntimeLimits limits;
+  Durability durability = Durability::sync;
+};
+
+// What a run is asked to do. Either source_path or source (with chunk_name) is set.
+struct RunSpec {
+  std::string source_path;
+  std::string source;
+  std::string chunk_name = "<string>";
+  std::string input_json = "{}";
+};
+
+struct RunOutcome {
+  std::string run_id;
+  std::string workflow;
+  std::string status;  // "succeeded", "failed", "cancelled"
+  std::string output_json;
+  std::string error;
+};
+
+// A live event. Persistent events are also appended to the store; text deltas are not.
+struct RunEvent {
+  std::string run_id;
+  std::string type;  // run.started, step.started, step.finished, text.delta, log, run.finished
+  std::string step_key;
+  std::string data_json;
+  int64_t ts_ms = 0;
+};
+
+class Runtime {
+ public:
+  Runtime(EventLoop& loop, Store* store, ProviderResolver& providers, RuntimeOptions options);
+  ~Runtime();
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  // Starts a run; returns its id. on_done runs once, on the loop thread, when it ends.
+  // Failures to even start (unreadable file) are reported through on_done as well.
+  std::string start(const RunSpec& spec, std::function<void(const RunOutcome&)> on_done);
+
+  // Cancels a run: pending calls are cancelled, the run is recorded as cancelled.
+  void cancel(const std::string& run_id, const std::string& reason = "cancelled");
+
+  // Receives every event of every run, on the loop thread.
+  void set_listener(std::function<void(const RunEvent&)> listener);
+
+  // The model agents use when they name none (default "mock/mock-1").
+  void set_default_model(const std::string& model);
+
+  size_t active_runs() const;
+  // Bytes of Lua heap charged to a live run (0 when unknown); for tests and metrics.
+  uint64_t run_memory(const std::string& run_id) const;
+
+ private:
+  std::unique_ptr<rt::Core> core_;
+};
+
+}  // namespace troupe

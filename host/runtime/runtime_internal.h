@@ -1,0 +1,168 @@
+// runtime_internal.h: the runtime's private model — runs, tasks (coroutines), joins, the core.
+//
+// Shared by runtime.cpp (scheduling, journaling, run lifecycle) and host_calls.cpp (the
+// primitives Lua calls). Nothing outside host/runtime includes it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <lua.hpp>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "runtime/lua_memory.h"
+#include "runtime/runtime.h"
+#include "store/store.h"
+
+namespace troupe::rt {
+
+struct Run;
+
+// Pushes the values a task is resumed with onto its coroutine; returns how many.
+using Pusher = std::function<int(lua_State* co)>;
+
+struct Task;
+
+// The children of a task waiting in troupe.parallel or troupe.map.
+struct Join {
+  std::string step_key;
+  bool is_map = false;
+  int total = 0;
+  int started = 0;
+  int done = 0;
+  int concurrency = 0;                          // map: at most this many at once (0 = all)
+  std::vector<std::shared_ptr<Task>> children;  // by branch index - 1
+  int results_ref = LUA_NOREF;                  // Lua table: first result of each branch
+  int fn_ref = LUA_NOREF;                       // map: the function
+  int list_ref = LUA_NOREF;                     // map: the list
+};
+
+// A coroutine of a run: the root, or a branch of a join. Its path makes step keys
+// deterministic: step n of a task with path P is "n" (root) or "P/n"; branch i of the join
+// started at step key K has path "K.i".
+struct Task {
+  Run* run = nullptr;
+  Task* parent = nullptr;
+  int branch = 0;
+  lua_State* co = nullptr;
+  int thread_ref = LUA_NOREF;
+  std::string path;
+  uint32_t ordinal = 0;
+  std::function<void()> cancel_op;  // cancels the host call the task is waiting on
+  bool host_yield = false;          // the current yield was asked for by the host
+  bool preempted = false;           // ... to let other runs use the loop
+  bool finished = false;
+  std::unique_ptr<Join> join;
+
+  std::string key(uint32_t n) const {
+    return path.empty() ? std::to_string(n) : path + "/" + std::to_string(n);
+  }
+};
+
+class Core;
+
+struct Run {
+  Core* core = nullptr;
+  std::string id;
+  std::string workflow;
+  std::string source;
+  std::string dir;  // folder of the workflow file (require looks only here); empty for strings
+  std::string input_json;
+  int64_t created_ms = 0;
+  uint32_t mem_slot = 0;
+  uint64_t instructions = 0;
+  uint64_t slice = 0;
+  std::string kill_reason;  // set once a limit stopped the run
+  std::shared_ptr<Task> root;
+  int env_ref = LUA_NOREF;
+  int chunk_ref = LUA_NOREF;  // owned compiled chunk (string sources; files are cached)
+  bool done = false;
+  bool cancelled = false;
+  std::function<void(const RunOutcome&)> on_done;
+  uint64_t rng[4] = {};
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  int steps = 0;
+};
+
+// Task pointer stored in each coroutine's LUA_EXTRASPACE.
+inline Task*& task_slot(lua_State* co) { return *static_cast<Task**>(lua_getextraspace(co)); }
+
+class Core {
+ public:
+  Core(EventLoop& loop, Store* store, ProviderResolver& providers, RuntimeOptions options);
+  ~Core();
+
+  std::string start(const RunSpec& spec, std::function<void(const RunOutcome&)> on_done);
+  // Cancels soon (posted): cancelling may be asked from inside a run's own callbacks.
+  void cancel(const std::string& run_id, const std::string& reason);
+  void cancel_now(const std::string& run_id, const std::string& reason);
+
+  // --- used by the host primitives (host_calls.cpp)
+  void schedule(const std::shared_ptr<Task>& task, Pusher push);
+  // A new coroutine, created from (and anchored through) the thread `on`.
+  std::shared_ptr<Task> new_task(Run& run, Task* parent, int branch, const std::string& path,
+                                 lua_State* on);
+  // Starts the next pending branch of a map join.
+  void start_map_branch(Task& parent, lua_State* on);
+  // Journals a finished step, then resumes the task (after the commit when durable).
+  void finish_step(const std::shared_ptr<Task>& task, StepRecord step, Pusher push);
+  void emit(Run& run, const char* type, const std::string& step_key, std::string data_json,
+            bool persistent = true);
+  std::shared_ptr<Task> shared(Task* t);
+
+  EventLoop& loop;
+  Store* store;
+  ProviderResolver& providers;
+  RuntimeOptions options;
+  lua::MemoryAccounting memory;
+  lua_State* L = nullptr;
+  std::function<void(const RunEvent&)> listener;
+  std::unordered_map<std::string, std::shared_ptr<Run>> runs;
+  std::string default_model = "mock/mock-1";
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);  // expires with the core
+
+ private:
+  friend class troupe::Runtime;
+  struct Ready {
+    std::weak_ptr<Task> task;
+    Pusher push;
+  };
+
+  void drive();
+  void resume(const std::shared_ptr<Task>& task, const Pusher& push);
+  void task_done(const std::shared_ptr<Task>& task, int nresults);
+  void task_failed(const std::shared_ptr<Task>& task, const std::string& message);
+  void join_child_done(Task& parent, Task& child);
+  void finish_run(Run& run, const std::string& status, const std::string& output_json,
+                  const std::string& error);
+  void cancel_task(Task& task);
+  void release(Task& task);
+  int load_chunk(const RunSpec& spec, std::string* error);
+  std::string error_text(Task& task, int status);
+  static void count_hook(lua_State* co, lua_Debug* ar);
+
+  std::deque<Ready> ready_;
+  bool drive_posted_ = false;
+  int runner_ref_ = LUA_NOREF;
+  int new_env_ref_ = LUA_NOREF;
+  struct CachedChunk {
+    int64_t mtime_ns = 0;
+    uint64_t size = 0;
+    int ref = LUA_NOREF;
+  };
+  std::unordered_map<std::string, CachedChunk> chunks_;
+};
+
+// host_calls.cpp: pushes the `host` primitives table the Lua library is built on.
+void push_host_api(lua_State* L, Core* core);
+
+// The embedded Lua library (scripts/troupe/**.lua), by module name; null when absent.
+const std::string* builtin_script(const std::string& module);
+
+int64_t unix_ms();
+
+}  // namespace troupe::rt

@@ -1,0 +1,177 @@
+// migrations.cpp: the store's schema, one SQL script per version, and the code that applies them.
+#include "store/migrations.h"
+
+#include <sqlite3.h>
+
+#include <cstdio>
+#include <iterator>
+
+#include "core/log.h"
+#include "store/store.h"
+
+namespace troupe::store_schema {
+namespace {
+
+// PRAGMA application_id of a troupe store ("TRUP"): tells our files from other programs'
+// SQLite databases, which may also use user_version.
+constexpr int kApplicationId = 0x54525550;
+
+// kMigrations[i] takes the schema from version i to version i + 1. Append only: never edit a
+// script that has shipped; add a new one instead (see README.md).
+const char* const kMigrations[] = {
+    // v1: runs, their journal of steps, and the append-only event log.
+    R"sql(
+CREATE TABLE runs (
+  id          TEXT PRIMARY KEY NOT NULL,
+  workflow    TEXT NOT NULL DEFAULT '',
+  source      TEXT NOT NULL DEFAULT '',
+  input       TEXT NOT NULL DEFAULT '',
+  status      TEXT NOT NULL,
+  output      TEXT NOT NULL DEFAULT '',
+  error       TEXT NOT NULL DEFAULT '',
+  created_ms  INTEGER NOT NULL,
+  finished_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_by_created ON runs(created_ms);
+
+CREATE TABLE steps (
+  run_id        TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  step_key      TEXT NOT NULL,
+  kind          TEXT NOT NULL,
+  agent         TEXT NOT NULL DEFAULT '',
+  model         TEXT NOT NULL DEFAULT '',
+  request       TEXT NOT NULL DEFAULT '',
+  response      TEXT NOT NULL DEFAULT '',
+  status        TEXT NOT NULL,
+  error         TEXT NOT NULL DEFAULT '',
+  input_tokens  INTEGER NOT NULL DEFAULT 0,
+  output_tokens INTEGER NOT NULL DEFAULT 0,
+  started_ms    INTEGER NOT NULL DEFAULT 0,
+  finished_ms   INTEGER NOT NULL DEFAULT 0,
+  latency_us    INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, step_key)
+);
+
+-- No foreign key on run_id: the event log is append-only history and may outlive or precede
+-- the row it talks about.
+CREATE TABLE events (
+  seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id   TEXT NOT NULL,
+  ts_ms    INTEGER NOT NULL,
+  type     TEXT NOT NULL,
+  step_key TEXT NOT NULL DEFAULT '',
+  data     TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX events_by_run ON events(run_id, seq);
+)sql",
+};
+
+constexpr int kLatest = static_cast<int>(std::size(kMigrations));
+
+std::string not_a_store(const std::string& path, const std::string& why) {
+  return path + ": not a troupe store: " + why;
+}
+
+std::string newer_schema(const std::string& path, int version) {
+  return path + ": schema version " + std::to_string(version) +
+         " is newer than this build of troupe supports (" + std::to_string(kLatest) +
+         "); use a newer troupe";
+}
+
+// Runs a statement returning one integer. Returns the SQLite result code; *out is set on success.
+int query_int(sqlite3* db, const char* sql, int64_t* out) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+      *out = sqlite3_column_int64(stmt, 0);
+      rc = SQLITE_OK;
+    }
+  }
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+void exec(sqlite3* db, const char* sql, const std::string& path, const std::string& what) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db);
+    sqlite3_free(err);
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw StoreError(path + ": " + what + ": " + msg);
+  }
+}
+
+}  // namespace
+
+int latest_version() {
+  return kLatest;
+}
+
+int inspect(sqlite3* db, const std::string& path) {
+  // The first read parses the file header: this is where a non-database file shows.
+  int64_t tables = 0;
+  int rc = query_int(db,
+                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                     "'sqlite\\_%' ESCAPE '\\'",
+                     &tables);
+  if ((rc & 0xff) == SQLITE_NOTADB) throw StoreError(not_a_store(path, sqlite3_errstr(rc)));
+  if (rc != SQLITE_OK) throw StoreError(path + ": cannot read: " + sqlite3_errmsg(db));
+
+  int64_t version = 0;
+  int64_t app_id = 0;
+  if (query_int(db, "PRAGMA user_version", &version) != SQLITE_OK ||
+      query_int(db, "PRAGMA application_id", &app_id) != SQLITE_OK) {
+    throw StoreError(path + ": cannot read: " + sqlite3_errmsg(db));
+  }
+  if (app_id != 0 && app_id != kApplicationId) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%08x", static_cast<unsigned>(app_id));
+    throw StoreError(
+        not_a_store(path, std::string("application_id ") + hex + " belongs to another program"));
+  }
+  if (app_id == 0 && version != 0) {
+    throw StoreError(not_a_store(
+        path, "schema version " + std::to_string(version) + " without troupe's application_id"));
+  }
+  if (app_id == 0 && tables != 0) {
+    throw StoreError(not_a_store(
+        path, "the database holds " + std::to_string(tables) + " tables of another program"));
+  }
+  if (version > kLatest) throw StoreError(newer_schema(path, static_cast<int>(version)));
+  return static_cast<int>(version);
+}
+
+int migrate(sqlite3* db, const std::string& path) {
+  for (;;) {
+    // IMMEDIATE takes the write lock before reading the version, so two processes opening a
+    // fresh file at once apply each migration exactly once.
+    exec(db, "BEGIN IMMEDIATE", path, "cannot start a schema migration");
+    int64_t version = 0;
+    if (query_int(db, "PRAGMA user_version", &version) != SQLITE_OK) {
+      std::string msg = sqlite3_errmsg(db);
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw StoreError(path + ": cannot read the schema version: " + msg);
+    }
+    if (version > kLatest) {
+      sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw StoreError(newer_schema(path, static_cast<int>(version)));
+    }
+    if (version == kLatest) {
+      exec(db, "COMMIT", path, "cannot finish the schema migration");
+      return kLatest;
+    }
+    const int next = static_cast<int>(version) + 1;
+    const std::string what = "migration to schema version " + std::to_string(next) + " failed";
+    if (version == 0) {
+      exec(db, ("PRAGMA application_id = " + std::to_string(kApplicationId)).c_str(), path, what);
+    }
+    exec(db, kMigrations[version], path, what);
+    exec(db, ("PRAGMA user_version = " + std::to_string(next)).c_str(), path, what);
+    exec(db, "COMMIT", path, what);
+    log::info("store", path + ": schema migrated to version " + std::to_string(next));
+  }
+}
+
+}  // namespace troupe::store_schema

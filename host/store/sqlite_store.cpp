@@ -1,0 +1,624 @@
+// sqlite_store.cpp: troupe::Store on SQLite — WAL, one group-committing writer thread, pooled
+// readers.
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <iterator>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <variant>
+
+#include "core/log.h"
+#include "store/migrations.h"
+#include "store/store.h"
+
+namespace troupe {
+namespace {
+
+constexpr int kBusyTimeoutMs = 5000;
+// Most ops one transaction holds: bounds the time before the first callback of a burst runs.
+constexpr size_t kMaxBatch = 512;
+// Idle reader connections kept open; more are opened on demand and closed after use.
+constexpr size_t kMaxIdleReaders = 4;
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+// The queued write operations. finish_run has no record type of its own in store.h.
+struct FinishRun {
+  std::string run_id;
+  std::string status;
+  std::string output_json;
+  std::string error;
+  int64_t finished_ms = 0;
+};
+using Write = std::variant<RunRecord, FinishRun, StepRecord, EventRecord>;
+
+struct Op {
+  Write write;
+  Store::Done done;
+};
+
+enum WriteStmt { kBegin, kCommit, kRollback, kInsertRun, kFinishRun, kUpsertStep, kInsertEvent };
+const char* const kWriteSql[] = {
+    "BEGIN IMMEDIATE",
+    "COMMIT",
+    "ROLLBACK",
+    "INSERT INTO runs (id, workflow, source, input, status, output, error, created_ms, "
+    "finished_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_ms = ?5 WHERE id = ?1",
+    "INSERT OR REPLACE INTO steps (run_id, step_key, kind, agent, model, request, response, "
+    "status, error, input_tokens, output_tokens, started_ms, finished_ms, latency_us) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    "INSERT INTO events (run_id, ts_ms, type, step_key, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+};
+constexpr size_t kWriteStmtCount = std::size(kWriteSql);
+
+enum ReadStmt { kListRuns, kGetRun, kRunIdsFrom, kGetSteps, kGetEvents };
+const char* const kReadSql[] = {
+    "SELECT id, workflow, source, input, status, output, error, created_ms, finished_ms"
+    " FROM runs WHERE (?1 = '' OR status = ?1) AND (?2 = '' OR workflow = ?2)"
+    " ORDER BY created_ms DESC, rowid DESC LIMIT ?3",
+    "SELECT id, workflow, source, input, status, output, error, created_ms, finished_ms"
+    " FROM runs WHERE id = ?1",
+    // Ids sharing a prefix form one contiguous range in the primary key's (binary) order.
+    "SELECT id FROM runs WHERE id >= ?1 ORDER BY id",
+    "SELECT run_id, step_key, kind, agent, model, request, response, status, error, "
+    "input_tokens, output_tokens, started_ms, finished_ms, latency_us FROM steps"
+    " WHERE run_id = ?1 ORDER BY started_ms, rowid",
+    "SELECT seq, run_id, ts_ms, type, step_key, data FROM events"
+    " WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+};
+constexpr size_t kReadStmtCount = std::size(kReadSql);
+
+// A read-only connection and its lazily prepared statements. Used by one thread at a time.
+struct Reader {
+  DbPtr db;  // declared first so the statements are finalized before it closes
+  StmtPtr stmts[kReadStmtCount];
+};
+
+// Opens a connection. NOMUTEX: each connection is used by one thread at a time (the writer
+// thread, or whoever leased a reader), so SQLite's per-connection mutex is pure overhead.
+DbPtr open_connection(const std::string& path, int flags) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  DbPtr db(raw);
+  if (rc != SQLITE_OK) {
+    throw StoreError(path + ": cannot open: " + (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+  }
+  sqlite3_extended_result_codes(raw, 1);
+  sqlite3_busy_timeout(raw, kBusyTimeoutMs);
+  return db;
+}
+
+StmtPtr prepare(sqlite3* db, const char* sql, const std::string& path) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+    throw StoreError(path + ": cannot prepare '" + sql + "': " + sqlite3_errmsg(db));
+  }
+  return StmtPtr(stmt);
+}
+
+// Returns the single text value of a pragma, or throws.
+std::string pragma(sqlite3* db, const std::string& sql, const std::string& path) {
+  StmtPtr stmt = prepare(db, sql.c_str(), path);
+  int rc = sqlite3_step(stmt.get());
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    throw StoreError(path + ": " + sql + ": " + sqlite3_errmsg(db));
+  }
+  const unsigned char* text = rc == SQLITE_ROW ? sqlite3_column_text(stmt.get(), 0) : nullptr;
+  return text ? reinterpret_cast<const char*>(text) : "";
+}
+
+// The bound strings outlive the step (the op is alive until reset), hence SQLITE_STATIC.
+void bind_text(sqlite3_stmt* stmt, int index, const std::string& value) {
+  sqlite3_bind_text64(stmt, index, value.data(), value.size(), SQLITE_STATIC, SQLITE_UTF8);
+}
+
+std::string column_text(sqlite3_stmt* stmt, int index) {
+  const unsigned char* text = sqlite3_column_text(stmt, index);
+  if (!text) return {};
+  return std::string(reinterpret_cast<const char*>(text),
+                     static_cast<size_t>(sqlite3_column_bytes(stmt, index)));
+}
+
+RunRecord read_run(sqlite3_stmt* stmt) {
+  RunRecord run;
+  run.id = column_text(stmt, 0);
+  run.workflow = column_text(stmt, 1);
+  run.source = column_text(stmt, 2);
+  run.input_json = column_text(stmt, 3);
+  run.status = column_text(stmt, 4);
+  run.output_json = column_text(stmt, 5);
+  run.error = column_text(stmt, 6);
+  run.created_ms = sqlite3_column_int64(stmt, 7);
+  run.finished_ms = sqlite3_column_int64(stmt, 8);
+  return run;
+}
+
+// Describes an op for error messages; no payloads, which could hold user data.
+std::string describe(const Write& write) {
+  if (auto* run = std::get_if<RunRecord>(&write)) return "create_run '" + run->id + "'";
+  if (auto* fin = std::get_if<FinishRun>(&write)) return "finish_run '" + fin->run_id + "'";
+  if (auto* step = std::get_if<StepRecord>(&write)) {
+    return "record_step '" + step->run_id + "' '" + step->step_key + "'";
+  }
+  const auto& event = std::get<EventRecord>(write);
+  return "append_event '" + event.run_id + "' " + event.type;
+}
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(const std::string& path, bool readonly);
+  ~SqliteStore() override;
+
+  void create_run(const RunRecord& run, Done on_durable) override {
+    enqueue(run, std::move(on_durable));
+  }
+  void finish_run(const std::string& run_id, const std::string& status,
+                  const std::string& output_json, const std::string& error, int64_t finished_ms,
+                  Done on_durable) override {
+    enqueue(FinishRun{run_id, status, output_json, error, finished_ms}, std::move(on_durable));
+  }
+  void record_step(const StepRecord& step, Done on_durable) override {
+    enqueue(step, std::move(on_durable));
+  }
+  void append_event(const EventRecord& event, Done on_durable) override {
+    enqueue(event, std::move(on_durable));
+  }
+  void flush() override;
+  std::string last_error() const override;
+
+  std::vector<RunRecord> list_runs(const RunFilter& filter) const override;
+  std::optional<RunRecord> get_run(const std::string& id_or_prefix) const override;
+  std::vector<StepRecord> get_steps(const std::string& run_id) const override;
+  std::vector<EventRecord> get_events(const std::string& run_id, int64_t after_seq,
+                                      int limit) const override;
+  int schema_version() const override { return version_; }
+
+ private:
+  void enqueue(Write write, Done done);
+  void writer_main();
+  void commit_batch(std::vector<Op>& batch, size_t begin, size_t end);
+  std::string apply(const Write& write);
+  std::string apply_alone(const Write& write);
+  std::string run_write(WriteStmt which);
+  void rollback_if_open();
+  void report(const std::string& message);
+
+  std::unique_ptr<Reader> acquire_reader() const;
+  void release_reader(std::unique_ptr<Reader> reader) const;
+  sqlite3_stmt* read_stmt(Reader& reader, ReadStmt which) const;
+  bool step_read(Reader& reader, sqlite3_stmt* stmt, const char* what) const;
+
+  const std::string path_;
+  const bool readonly_;
+  int version_ = 0;
+
+  // The writer's connection: after construction only the writer thread touches it.
+  DbPtr wdb_;
+  StmtPtr wstmts_[kWriteStmtCount];
+
+  std::mutex mu_;  // guards the queue and the counters below
+  std::condition_variable work_cv_;
+  std::condition_variable done_cv_;
+  std::vector<Op> queue_;
+  uint64_t enqueued_ = 0;
+  uint64_t completed_ = 0;  // ops whose callbacks have run
+  bool stopping_ = false;
+  std::thread writer_;
+
+  mutable std::mutex error_mu_;
+  std::string last_error_;
+
+  mutable std::mutex readers_mu_;
+  mutable std::vector<std::unique_ptr<Reader>> idle_readers_;
+};
+
+SqliteStore::SqliteStore(const std::string& path, bool readonly)
+    : path_(path), readonly_(readonly) {
+  if (path.empty()) throw StoreError("store path is empty");
+  if (path == ":memory:" || path.rfind("file:", 0) == 0) {
+    // Readers use their own connections, which could not see a private in-memory database.
+    throw StoreError(path + ": the store needs a plain file path");
+  }
+
+  if (readonly_) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) throw StoreError(path + ": no such store");
+    auto reader = std::make_unique<Reader>();
+    reader->db = open_connection(path, SQLITE_OPEN_READONLY);
+    version_ = store_schema::inspect(reader->db.get(), path);
+    if (version_ == 0) throw StoreError(path + ": not a troupe store: the database is empty");
+    if (version_ < store_schema::latest_version()) {
+      throw StoreError(path + ": schema version " + std::to_string(version_) +
+                       " is older than this build of troupe reads (" +
+                       std::to_string(store_schema::latest_version()) +
+                       "); open it once for writing to migrate it");
+    }
+    idle_readers_.push_back(std::move(reader));
+    return;
+  }
+
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      throw StoreError(path + ": cannot create folder '" + parent.string() + "': " + ec.message());
+    }
+  }
+  wdb_ = open_connection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  sqlite3* db = wdb_.get();
+  // Look before touching anything: a foreign or newer file must be left exactly as it was.
+  store_schema::inspect(db, path);
+  std::string mode = pragma(db, "PRAGMA journal_mode = WAL", path);
+  if (mode != "wal")
+    throw StoreError(path + ": cannot switch to WAL mode (journal_mode is '" + mode + "')");
+  // NORMAL in WAL mode: a commit survives a process crash; only a power loss may drop the
+  // last commits, never corrupt the file. Checkpoints still fsync.
+  pragma(db, "PRAGMA synchronous = NORMAL", path);
+  pragma(db, "PRAGMA foreign_keys = ON", path);
+  // After a burst the WAL file is truncated back to this size at the next checkpoint.
+  pragma(db, "PRAGMA journal_size_limit = 67108864", path);
+  version_ = store_schema::migrate(db, path);
+  for (size_t i = 0; i < kWriteStmtCount; ++i)
+    wstmts_[i] = prepare(db, kWriteSql[i], path);
+  writer_ = std::thread([this] { writer_main(); });
+}
+
+SqliteStore::~SqliteStore() {
+  if (writer_.joinable()) {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    work_cv_.notify_one();
+    writer_.join();  // the writer drains the queue before it returns
+  }
+  // Readers go first so that the writer's connection is the last one, which checkpoints and
+  // removes the WAL file when it closes.
+  idle_readers_.clear();
+}
+
+// ---- writes
+
+void SqliteStore::enqueue(Write write, Done done) {
+  if (readonly_)
+    throw StoreError(path_ + ": the store is open read-only; " + describe(write) + " refused");
+  bool was_empty;
+  {
+    std::lock_guard lock(mu_);
+    was_empty = queue_.empty();
+    queue_.push_back(Op{std::move(write), std::move(done)});
+    ++enqueued_;
+  }
+  // The writer sleeps only on an empty queue, so only the first op of a batch needs to wake it.
+  if (was_empty) work_cv_.notify_one();
+}
+
+void SqliteStore::flush() {
+  if (readonly_) return;
+  // Called from an on_durable callback (the writer thread): waiting would deadlock, and
+  // everything before the op being acknowledged is already committed.
+  if (std::this_thread::get_id() == writer_.get_id()) return;
+  std::unique_lock lock(mu_);
+  const uint64_t target = enqueued_;
+  done_cv_.wait(lock, [&] { return completed_ >= target; });
+}
+
+std::string SqliteStore::last_error() const {
+  std::lock_guard lock(error_mu_);
+  return last_error_;
+}
+
+void SqliteStore::report(const std::string& message) {
+  log::error("store", message);
+  std::lock_guard lock(error_mu_);
+  last_error_ = message;
+}
+
+void SqliteStore::writer_main() {
+  std::vector<Op> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      work_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty()) return;  // stopping, and everything is written
+      batch.swap(queue_);          // take all queued ops; the queue keeps the old capacity
+    }
+    for (size_t begin = 0; begin < batch.size(); begin += kMaxBatch) {
+      const size_t end = std::min(batch.size(), begin + kMaxBatch);
+      commit_batch(batch, begin, end);
+      {
+        std::lock_guard lock(mu_);
+        completed_ += end - begin;
+      }
+      done_cv_.notify_all();
+    }
+    batch.clear();
+  }
+}
+
+// Writes ops [begin, end) in one transaction and then runs their callbacks. Each op is one
+// statement, and a failing statement is undone by SQLite on its own while the transaction
+// goes on; so a bad op fails alone. Only if the whole transaction is lost (disk full, I/O
+// error, failed commit) is every op retried in a transaction of its own.
+void SqliteStore::commit_batch(std::vector<Op>& batch, size_t begin, size_t end) {
+  std::vector<std::string> errors(end - begin);
+  std::string begin_error = run_write(kBegin);
+  if (!begin_error.empty()) {
+    for (auto& error : errors)
+      error = "cannot begin a transaction: " + begin_error;
+  } else {
+    bool lost = false;
+    for (size_t i = begin; i < end && !lost; ++i) {
+      errors[i - begin] = apply(batch[i].write);
+      lost = !errors[i - begin].empty() && sqlite3_get_autocommit(wdb_.get());
+    }
+    if (!lost) {
+      std::string commit_error = run_write(kCommit);
+      if (!commit_error.empty()) {
+        log::warn("store", path_ + ": group commit failed (" + commit_error +
+                               "); retrying each write alone");
+        rollback_if_open();
+        lost = true;
+      }
+    }
+    if (lost) {
+      for (size_t i = begin; i < end; ++i)
+        errors[i - begin] = apply_alone(batch[i].write);
+    }
+  }
+
+  for (size_t i = begin; i < end; ++i) {
+    const std::string& error = errors[i - begin];
+    if (!error.empty()) report(path_ + ": " + describe(batch[i].write) + ": " + error);
+    if (!batch[i].done) continue;
+    // A callback that throws must not take the writer thread (and every later write) down.
+    try {
+      batch[i].done(error.empty());
+    } catch (const std::exception& e) {
+      log::error("store", std::string("on_durable callback threw: ") + e.what());
+    } catch (...) {
+      log::error("store", "on_durable callback threw");
+    }
+    batch[i].done = nullptr;  // release what it captured now, not at the next batch
+  }
+}
+
+std::string SqliteStore::apply_alone(const Write& write) {
+  std::string error = run_write(kBegin);
+  if (!error.empty()) return "cannot begin a transaction: " + error;
+  error = apply(write);
+  if (error.empty()) error = run_write(kCommit);
+  if (!error.empty()) rollback_if_open();
+  return error;
+}
+
+void SqliteStore::rollback_if_open() {
+  if (!sqlite3_get_autocommit(wdb_.get())) run_write(kRollback);
+}
+
+// Steps a write statement whose parameters are bound, then resets it. Returns "" or the error.
+std::string SqliteStore::run_write(WriteStmt which) {
+  sqlite3_stmt* stmt = wstmts_[which].get();
+  int rc = sqlite3_step(stmt);
+  std::string error;
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) error = sqlite3_errmsg(wdb_.get());
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);  // the bound strings belong to the op, which goes away
+  return error;
+}
+
+std::string SqliteStore::apply(const Write& write) {
+  if (auto* run = std::get_if<RunRecord>(&write)) {
+    sqlite3_stmt* stmt = wstmts_[kInsertRun].get();
+    bind_text(stmt, 1, run->id);
+    bind_text(stmt, 2, run->workflow);
+    bind_text(stmt, 3, run->source);
+    bind_text(stmt, 4, run->input_json);
+    bind_text(stmt, 5, run->status);
+    bind_text(stmt, 6, run->output_json);
+    bind_text(stmt, 7, run->error);
+    sqlite3_bind_int64(stmt, 8, run->created_ms);
+    sqlite3_bind_int64(stmt, 9, run->finished_ms);
+    return run_write(kInsertRun);
+  }
+  if (auto* fin = std::get_if<FinishRun>(&write)) {
+    sqlite3_stmt* stmt = wstmts_[kFinishRun].get();
+    bind_text(stmt, 1, fin->run_id);
+    bind_text(stmt, 2, fin->status);
+    bind_text(stmt, 3, fin->output_json);
+    bind_text(stmt, 4, fin->error);
+    sqlite3_bind_int64(stmt, 5, fin->finished_ms);
+    std::string error = run_write(kFinishRun);
+    if (error.empty() && sqlite3_changes(wdb_.get()) == 0) error = "no such run";
+    return error;
+  }
+  if (auto* step = std::get_if<StepRecord>(&write)) {
+    sqlite3_stmt* stmt = wstmts_[kUpsertStep].get();
+    bind_text(stmt, 1, step->run_id);
+    bind_text(stmt, 2, step->step_key);
+    bind_text(stmt, 3, step->kind);
+    bind_text(stmt, 4, step->agent);
+    bind_text(stmt, 5, step->model);
+    bind_text(stmt, 6, step->request_json);
+    bind_text(stmt, 7, step->response_json);
+    bind_text(stmt, 8, step->status);
+    bind_text(stmt, 9, step->error);
+    sqlite3_bind_int64(stmt, 10, step->input_tokens);
+    sqlite3_bind_int64(stmt, 11, step->output_tokens);
+    sqlite3_bind_int64(stmt, 12, step->started_ms);
+    sqlite3_bind_int64(stmt, 13, step->finished_ms);
+    sqlite3_bind_int64(stmt, 14, step->latency_us);
+    return run_write(kUpsertStep);
+  }
+  const auto& event = std::get<EventRecord>(write);
+  sqlite3_stmt* stmt = wstmts_[kInsertEvent].get();
+  bind_text(stmt, 1, event.run_id);
+  sqlite3_bind_int64(stmt, 2, event.ts_ms);
+  bind_text(stmt, 3, event.type);
+  bind_text(stmt, 4, event.step_key);
+  bind_text(stmt, 5, event.data_json);
+  return run_write(kInsertEvent);
+}
+
+// ---- reads
+
+std::unique_ptr<Reader> SqliteStore::acquire_reader() const {
+  {
+    std::lock_guard lock(readers_mu_);
+    if (!idle_readers_.empty()) {
+      std::unique_ptr<Reader> reader = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return reader;
+    }
+  }
+  auto reader = std::make_unique<Reader>();
+  reader->db = open_connection(path_, SQLITE_OPEN_READONLY);
+  return reader;
+}
+
+// Only readers that finished cleanly come back; after an error the connection is dropped.
+void SqliteStore::release_reader(std::unique_ptr<Reader> reader) const {
+  std::lock_guard lock(readers_mu_);
+  if (idle_readers_.size() < kMaxIdleReaders) idle_readers_.push_back(std::move(reader));
+}
+
+sqlite3_stmt* SqliteStore::read_stmt(Reader& reader, ReadStmt which) const {
+  if (!reader.stmts[which]) reader.stmts[which] = prepare(reader.db.get(), kReadSql[which], path_);
+  return reader.stmts[which].get();
+}
+
+// Steps a read statement: true on a row, false when done; throws on an error.
+bool SqliteStore::step_read(Reader& reader, sqlite3_stmt* stmt, const char* what) const {
+  int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  throw StoreError(path_ + ": " + what + ": " + sqlite3_errmsg(reader.db.get()));
+}
+
+std::vector<RunRecord> SqliteStore::list_runs(const RunFilter& filter) const {
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* stmt = read_stmt(*reader, kListRuns);
+  bind_text(stmt, 1, filter.status);
+  bind_text(stmt, 2, filter.workflow);
+  sqlite3_bind_int64(stmt, 3, filter.limit > 0 ? filter.limit : -1);  // -1: no limit
+  std::vector<RunRecord> runs;
+  while (step_read(*reader, stmt, "list_runs"))
+    runs.push_back(read_run(stmt));
+  sqlite3_reset(stmt);
+  release_reader(std::move(reader));
+  return runs;
+}
+
+std::optional<RunRecord> SqliteStore::get_run(const std::string& id_or_prefix) const {
+  if (id_or_prefix.empty()) return std::nullopt;
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* by_id = read_stmt(*reader, kGetRun);
+  std::optional<RunRecord> found;
+
+  // A full id wins even when it is also the prefix of longer ids.
+  bind_text(by_id, 1, id_or_prefix);
+  if (step_read(*reader, by_id, "get_run")) found = read_run(by_id);
+  sqlite3_reset(by_id);
+
+  if (!found) {
+    sqlite3_stmt* ids = read_stmt(*reader, kRunIdsFrom);
+    bind_text(ids, 1, id_or_prefix);
+    std::string match;
+    size_t matches = 0;
+    while (step_read(*reader, ids, "get_run")) {
+      std::string id = column_text(ids, 0);
+      if (id.compare(0, id_or_prefix.size(), id_or_prefix) != 0) break;  // past the range
+      if (matches++ == 0) match = std::move(id);
+    }
+    sqlite3_reset(ids);
+    if (matches > 1) {
+      release_reader(std::move(reader));
+      throw StoreError("run id prefix '" + id_or_prefix + "' is ambiguous (" +
+                       std::to_string(matches) + " runs)");
+    }
+    if (matches == 1) {
+      bind_text(by_id, 1, match);
+      if (step_read(*reader, by_id, "get_run")) found = read_run(by_id);
+      sqlite3_reset(by_id);
+    }
+  }
+  release_reader(std::move(reader));
+  return found;
+}
+
+std::vector<StepRecord> SqliteStore::get_steps(const std::string& run_id) const {
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* stmt = read_stmt(*reader, kGetSteps);
+  bind_text(stmt, 1, run_id);
+  std::vector<StepRecord> steps;
+  while (step_read(*reader, stmt, "get_steps")) {
+    StepRecord step;
+    step.run_id = column_text(stmt, 0);
+    step.step_key = column_text(stmt, 1);
+    step.kind = column_text(stmt, 2);
+    step.agent = column_text(stmt, 3);
+    step.model = column_text(stmt, 4);
+    step.request_json = column_text(stmt, 5);
+    step.response_json = column_text(stmt, 6);
+    step.status = column_text(stmt, 7);
+    step.error = column_text(stmt, 8);
+    step.input_tokens = sqlite3_column_int64(stmt, 9);
+    step.output_tokens = sqlite3_column_int64(stmt, 10);
+    step.started_ms = sqlite3_column_int64(stmt, 11);
+    step.finished_ms = sqlite3_column_int64(stmt, 12);
+    step.latency_us = sqlite3_column_int64(stmt, 13);
+    steps.push_back(std::move(step));
+  }
+  sqlite3_reset(stmt);
+  release_reader(std::move(reader));
+  return steps;
+}
+
+std::vector<EventRecord> SqliteStore::get_events(const std::string& run_id, int64_t after_seq,
+                                                 int limit) const {
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* stmt = read_stmt(*reader, kGetEvents);
+  bind_text(stmt, 1, run_id);
+  sqlite3_bind_int64(stmt, 2, after_seq);
+  sqlite3_bind_int64(stmt, 3, limit > 0 ? limit : -1);
+  std::vector<EventRecord> events;
+  while (step_read(*reader, stmt, "get_events")) {
+    EventRecord event;
+    event.seq = sqlite3_column_int64(stmt, 0);
+    event.run_id = column_text(stmt, 1);
+    event.ts_ms = sqlite3_column_int64(stmt, 2);
+    event.type = column_text(stmt, 3);
+    event.step_key = column_text(stmt, 4);
+    event.data_json = column_text(stmt, 5);
+    events.push_back(std::move(event));
+  }
+  sqlite3_reset(stmt);
+  release_reader(std::move(reader));
+  return events;
+}
+
+}  // namespace
+
+std::unique_ptr<Store> Store::open(const std::string& path) {
+  return std::make_unique<SqliteStore>(path, false);
+}
+
+std::unique_ptr<Store> Store::open_readonly(const std::string& path) {
+  return std::make_unique<SqliteStore>(path, true);
+}
+
+}  // namespace troupe

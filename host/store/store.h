@@ -1,0 +1,112 @@
+// store.h: durable state of troupe — runs, steps (the journal) and events — in SQLite.
+//
+// One Store per host process and database file. Writes are queued to one writer thread that
+// commits them in batches (group commit); a write's on_durable callback runs on that writer
+// thread right after the transaction holding it committed, so the runtime can resume a
+// coroutine only once its step is on disk. Reads use their own connections and never wait
+// for the writer (WAL mode), so they are safe from any thread, including other processes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+struct StoreError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Run status values as stored: "running", "succeeded", "failed", "cancelled".
+struct RunRecord {
+  std::string id;
+  std::string workflow;    // the workflow's name (troupe.workflow{name=...})
+  std::string source;      // where the script came from: a path, or "<string>"
+  std::string input_json;  // JSON
+  std::string status;
+  std::string output_json;  // JSON, empty until succeeded
+  std::string error;        // message with traceback, empty unless failed
+  int64_t created_ms = 0;   // unix epoch milliseconds
+  int64_t finished_ms = 0;  // 0 while running
+};
+
+// A step is one non-deterministic host call (model call, tool call, sleep, clock read).
+// step_key is deterministic: the branch path plus an ordinal, e.g. "3.2/1" (call 1 of
+// branch 2 of the parallel started by call 3 of the root). Status: "succeeded", "failed",
+// "cancelled".
+struct StepRecord {
+  std::string run_id;
+  std::string step_key;
+  std::string kind;   // "chat", "sleep", "now", "tool", ...
+  std::string agent;  // agent name, empty when not an agent call
+  std::string model;  // "provider/model", empty when not a model call
+  std::string request_json;
+  std::string response_json;
+  std::string status;
+  std::string error;
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t started_ms = 0;  // unix epoch milliseconds
+  int64_t finished_ms = 0;
+  int64_t latency_us = 0;  // measured on the monotonic clock
+};
+
+// Events are append-only; seq is assigned by the store, increasing per database.
+struct EventRecord {
+  int64_t seq = 0;
+  std::string run_id;
+  int64_t ts_ms = 0;
+  std::string type;       // "run.started", "step.started", "step.finished", "log", ...
+  std::string step_key;   // may be empty
+  std::string data_json;  // JSON object
+};
+
+struct RunFilter {
+  int limit = 50;        // newest first
+  std::string status;    // empty = any
+  std::string workflow;  // empty = any
+};
+
+class Store {
+ public:
+  // Opens (creating folders and the file as needed) and migrates the schema to the newest
+  // version. Throws StoreError naming the path and the reason (not a database, newer
+  // schema than this build knows, unwritable, ...).
+  static std::unique_ptr<Store> open(const std::string& path);
+  // Opens an existing database for reading only; never migrates or writes. Throws when
+  // the file is missing.
+  static std::unique_ptr<Store> open_readonly(const std::string& path);
+
+  virtual ~Store() = default;  // flushes pending writes
+
+  // --- writes: queued, batched, committed by the writer thread; callable from any thread.
+  // on_durable (optional) runs on the writer thread after the commit; it receives false
+  // when the write failed (the error is also logged to stderr and kept in last_error()).
+  using Done = std::function<void(bool ok)>;
+  virtual void create_run(const RunRecord& run, Done on_durable = {}) = 0;
+  virtual void finish_run(const std::string& run_id, const std::string& status,
+                          const std::string& output_json, const std::string& error,
+                          int64_t finished_ms, Done on_durable = {}) = 0;
+  // Inserts or replaces the step (run_id, step_key).
+  virtual void record_step(const StepRecord& step, Done on_durable = {}) = 0;
+  virtual void append_event(const EventRecord& event, Done on_durable = {}) = 0;
+  // Blocks until everything queued so far is committed.
+  virtual void flush() = 0;
+  virtual std::string last_error() const = 0;
+
+  // --- reads: any thread; see committed data only.
+  virtual std::vector<RunRecord> list_runs(const RunFilter& filter) const = 0;
+  // Finds a run by its full id or a unique prefix of it. Throws StoreError when the prefix
+  // is ambiguous.
+  virtual std::optional<RunRecord> get_run(const std::string& id_or_prefix) const = 0;
+  virtual std::vector<StepRecord> get_steps(const std::string& run_id) const = 0;
+  virtual std::vector<EventRecord> get_events(const std::string& run_id, int64_t after_seq,
+                                              int limit) const = 0;
+  virtual int schema_version() const = 0;
+};
+
+}  // namespace troupe

@@ -1,0 +1,229 @@
+-- _runtime.lua: builds the sandbox every run executes in, and the function that runs a workflow.
+--
+-- Loaded once per host with the full standard library and the host primitives (`host`). It
+-- returns { new_env = ..., runner = ... }. Scripts never see this file's locals: each run gets
+-- a fresh _ENV whose lookups fall through to a frozen base of safe functions, and each
+-- library (string, table, ...) appears as a per-run proxy, so nothing one run writes can
+-- reach another run.
+local host = ...
+
+local raw_pcall, raw_xpcall, raw_error, raw_load = pcall, xpcall, error, load
+local raw_setmetatable, raw_type, raw_select, raw_tostring = setmetatable, type, select, tostring
+local pack, unpack, concat = table.pack, table.unpack, table.concat
+local co_resume, co_status, co_yield = coroutine.resume, coroutine.status, coroutine.yield
+local co_running, co_isyieldable, co_close = coroutine.running, coroutine.isyieldable, coroutine.close
+local os_time, os_date, os_clock, os_difftime = os.time, os.date, os.clock, os.difftime
+local traceback = debug.traceback
+
+-- string.dump would let a script hand-craft bytecode; remove it from the real library too
+-- (the string metatable leads there) and hide the metatable itself.
+string.dump = nil
+getmetatable("").__metatable = false
+
+-- A run stopped by a limit must stay stopped: pcall/xpcall re-raise once the host has
+-- killed the run, so `while true do pcall(f) end` cannot outlive its budget.
+local function pass(ok, ...)
+  if not ok then
+    local reason = host.killed()
+    if reason then raw_error(reason, 0) end
+  end
+  return ok, ...
+end
+
+local function safe_pcall(f, ...) return pass(raw_pcall(f, ...)) end
+
+local function safe_xpcall(f, handler, ...)
+  return pass(raw_xpcall(f, function(e)
+    if host.killed() then return e end
+    return handler(e)
+  end, ...))
+end
+
+-- Coroutines inside a run: host calls yield the run's own coroutine, so a yield that the host
+-- asked for is passed up through any user coroutines in between, and its results passed back.
+local co_adopt = host.co_adopt
+local function resume_through(co, r)
+  while co_status(co) == "suspended" and host.yielded() do
+    local args = pack(co_yield())
+    co_adopt(co)
+    r = pack(co_resume(co, unpack(args, 1, args.n)))
+  end
+  return unpack(r, 1, r.n)
+end
+
+local coroutine_safe = {
+  create = host.co_create,
+  resume = function(co, ...)
+    co_adopt(co)
+    return resume_through(co, pack(co_resume(co, ...)))
+  end,
+  status = co_status,
+  running = co_running,
+  isyieldable = co_isyieldable,
+  close = co_close,
+  yield = function(...)
+    if host.is_task_thread() then
+      raw_error("coroutine.yield: a workflow's own coroutine cannot yield to the host; " ..
+                "create a coroutine with coroutine.create/wrap", 2)
+    end
+    return co_yield(...)
+  end,
+}
+coroutine_safe.wrap = function(f)
+  local co = host.co_create(f)
+  return function(...)
+    local r = pack(coroutine_safe.resume(co, ...))
+    if not r[1] then raw_error(r[2], 0) end
+    return unpack(r, 2, r.n)
+  end
+end
+
+local function safe_load(chunk, name, mode, env)
+  if mode ~= nil and mode ~= "t" then
+    raw_error("load: only text chunks can be loaded in a workflow (mode 't')", 2)
+  end
+  if raw_type(chunk) == "string" and chunk:byte(1) == 27 then
+    raw_error("load: binary chunks are not allowed in a workflow", 2)
+  end
+  return raw_load(chunk, name, "t", env == nil and host.run_env() or env)
+end
+
+local function safe_print(...)
+  local n = raw_select("#", ...)
+  local parts = {}
+  for i = 1, n do parts[i] = raw_tostring((raw_select(i, ...))) end
+  host.log("info", concat(parts, "\t"))
+end
+
+local function safe_collectgarbage(opt)
+  if opt == nil or opt == "count" then return host.memory_kb() end
+  if opt == "isrunning" then return true end
+  return 0 -- collection is the host's business: the heap is shared by all runs
+end
+
+-- os: only what is harmless; reading the clock is journaled by the host.
+local os_safe = {
+  clock = os_clock,
+  difftime = os_difftime,
+  time = function(t)
+    if t == nil then return host.now() // 1 end
+    return os_time(t)
+  end,
+  date = function(fmt, t)
+    if t == nil then t = host.now() // 1 end
+    return os_date(fmt, t)
+  end,
+}
+
+local math_safe = {}
+for k, v in pairs(math) do math_safe[k] = v end
+math_safe.random = host.random
+math_safe.randomseed = host.randomseed
+
+local string_safe = {}
+for k, v in pairs(string) do string_safe[k] = v end
+
+-- Each library is exposed as an empty per-run table whose metatable reads the real one.
+local function lib_mt(lib)
+  return {
+    __index = lib,
+    __pairs = function() return next, lib, nil end,
+    __metatable = false,
+  }
+end
+
+local LIB_MTS = {
+  string = lib_mt(string_safe),
+  table = lib_mt(table),
+  math = lib_mt(math_safe),
+  utf8 = lib_mt(utf8),
+  os = lib_mt(os_safe),
+  coroutine = lib_mt(coroutine_safe),
+  debug = lib_mt({ traceback = traceback }),
+}
+
+local BASE = {
+  assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+  select = select, tonumber = tonumber, tostring = tostring, type = type,
+  rawequal = rawequal, rawlen = rawlen, rawget = rawget, rawset = rawset,
+  setmetatable = setmetatable, getmetatable = getmetatable,
+  pcall = safe_pcall, xpcall = safe_xpcall, load = safe_load, print = safe_print,
+  collectgarbage = safe_collectgarbage, _VERSION = _VERSION,
+}
+local ENV_MT = { __index = BASE, __metatable = false }
+
+-- Built-in modules (troupe, troupe.roles.*) load once, in the frozen base, and every run sees
+-- them through a proxy of its own.
+local builtin = {}
+local builtin_require
+local function load_builtin(name)
+  local mod = builtin[name]
+  if mod == nil then
+    local src = host.builtin_source(name)
+    if src == nil then return nil end
+    local env = raw_setmetatable({
+      require = function(n) return builtin_require(n) end,
+      string = string_safe, table = table, math = math_safe, utf8 = utf8, os = os_safe,
+      coroutine = coroutine_safe,
+    }, ENV_MT)
+    local f = assert(raw_load(src, "=[troupe] " .. name, "t", env))
+    mod = f(host)
+    if mod == nil then mod = true end
+    builtin[name] = mod
+  end
+  return mod
+end
+
+builtin_require = function(name)
+  local mod = load_builtin(name)
+  if mod == nil then raw_error("module '" .. raw_tostring(name) .. "' not found", 2) end
+  return mod
+end
+
+local function proxy(mod)
+  if raw_type(mod) ~= "table" then return mod end
+  return raw_setmetatable({}, lib_mt(mod))
+end
+
+local function new_env()
+  local env = raw_setmetatable({}, ENV_MT)
+  for name, mt in pairs(LIB_MTS) do env[name] = raw_setmetatable({}, mt) end
+  env._G = env
+  local loaded = {}
+  env.require = function(name)
+    if raw_type(name) ~= "string" then
+      raw_error("require expects a module name (a string), got " .. raw_type(name), 2)
+    end
+    local mod = loaded[name]
+    if mod ~= nil then return mod end
+    if name == "troupe" or name:sub(1, 7) == "troupe." then
+      mod = load_builtin(name)
+      if mod == nil then raw_error("require('" .. name .. "'): no such troupe module", 2) end
+      mod = proxy(mod)
+    else
+      local src, chunkname = host.find_module(name) -- raises with a clear message
+      local f, err = raw_load(src, chunkname, "t", env)
+      if not f then raw_error(err, 0) end
+      loaded[name] = true -- guards against require cycles
+      mod = f(name)
+      if mod == nil then mod = true end
+    end
+    loaded[name] = mod
+    return mod
+  end
+  return env
+end
+
+-- Runs one workflow: the script's chunk returns troupe.workflow{...}; its run(input) result
+-- is the run's output.
+local function runner(chunk, env, input)
+  local wf = chunk(env)
+  if not load_builtin("troupe").is_workflow(wf) then
+    raw_error("the script must return troupe.workflow{ name = ..., run = function(input) ... end }" ..
+              " (it returned " .. (wf == nil and "nothing" or "a " .. raw_type(wf)) .. ")", 0)
+  end
+  host.set_workflow(wf.name)
+  return wf.run(input)
+end
+
+return { new_env = new_env, runner = runner, require = builtin_require }
