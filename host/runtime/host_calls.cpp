@@ -46,6 +46,15 @@ const char* status_name(troupe_status_t s) {
   return "unknown";
 }
 
+// Raises msg positioned at the workflow's own line: host primitives are called from the troupe
+// library (level 1), which the workflow called (level 2).
+int user_error(lua_State* L, const std::string& msg) {
+  luaL_where(L, 2);
+  lua_pushlstring(L, msg.data(), msg.size());
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
 int yield_for_host(lua_State* L, Task* t) {
   t->host_yield = true;
   return lua_yield(L, 0);
@@ -62,16 +71,16 @@ int host_chat(lua_State* L) {
   bool stream = lua_toboolean(L, 5);
   size_t slash = model.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == model.size()) {
-    return luaL_error(L, "agent '%s': model '%s' must be written as provider/model", agent.c_str(),
-                      model.c_str());
+    return user_error(L, "agent '" + agent + "': model '" + model +
+                             "' must be written as provider/model");
   }
   std::string provider_name = model.substr(0, slash);
   std::string error;
   std::shared_ptr<PluginInstance> provider = core->providers.provider(provider_name, &error);
-  if (!provider) return luaL_error(L, "agent '%s': %s", agent.c_str(), error.c_str());
+  if (!provider) return user_error(L, "agent '" + agent + "': " + error);
   std::string request_text;
   if (!lua::to_json(L, 4, &request_text, &error, "request")) {
-    return luaL_error(L, "agent '%s': %s", agent.c_str(), error.c_str());
+    return user_error(L, "agent '" + agent + "': " + error);
   }
 
   Run& run = *t->run;
@@ -438,7 +447,14 @@ int host_builtin_source(lua_State* L) {
   return 1;
 }
 
-// host.find_module(name) -> source, chunkname: a module from the workflow's own folder only.
+int module_error(lua_State* L, const std::string& message) {
+  lua_pushnil(L);
+  lua_pushlstring(L, message.data(), message.size());
+  return 2;
+}
+
+// host.find_module(name) -> source, chunkname | nil, message: a module from the workflow's
+// own folder only.
 int host_find_module(lua_State* L) {
   Run& run = *task_of(L)->run;
   std::string name = luaL_checkstring(L, 1);
@@ -448,14 +464,13 @@ int host_find_module(lua_State* L) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) valid = false;
   }
   if (!valid) {
-    return luaL_error(L,
-                      "require('%s'): module names may contain only letters, digits, '_', '-' "
-                      "and '.' (modules load only from the troupe library and the workflow's folder)",
-                      name.c_str());
+    return module_error(L, "require('" + name +
+                               "'): module names may contain only letters, digits, '_', '-' and '.' "
+                               "(modules load only from the troupe library and the workflow's folder)");
   }
   if (run.dir.empty()) {
-    return luaL_error(L, "require('%s'): a workflow given as a string can only require troupe modules",
-                      name.c_str());
+    return module_error(L, "require('" + name +
+                               "'): a workflow given as a string can only require troupe modules");
   }
   std::string rel = name;
   for (char& c : rel)
@@ -466,13 +481,12 @@ int host_find_module(lua_State* L) {
   fs::path file = fs::weakly_canonical(fs::path(run.dir) / (rel + ".lua"), ec);
   std::string dir_s = dir.string() + "/";
   if (file.string().compare(0, dir_s.size(), dir_s) != 0) {
-    return luaL_error(L, "require('%s'): the module resolves outside the workflow's folder",
-                      name.c_str());
+    return module_error(L, "require('" + name + "'): the module resolves outside the workflow's folder");
   }
   std::ifstream in(file, std::ios::binary);
   if (!in) {
-    return luaL_error(L, "require('%s'): module not found (looked for %s)", name.c_str(),
-                      (fs::path(run.dir) / (rel + ".lua")).c_str());
+    return module_error(L, "require('" + name + "'): module not found (looked in the troupe library and for " +
+                               (fs::path(run.dir) / (rel + ".lua")).string() + ")");
   }
   std::ostringstream ss;
   ss << in.rdbuf();

@@ -16,7 +16,7 @@ static_assert(kHeader == 16);
 
 }  // namespace
 
-MemoryAccounting::MemoryAccounting() { slots_.push_back(Slot{0, 0, Slot::live, false, false}); }
+MemoryAccounting::MemoryAccounting() { slots_.push_back(Slot{0, 0, Slot::live, false}); }
 
 void* MemoryAccounting::alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   return static_cast<MemoryAccounting*>(ud)->allocate(ptr, osize, nsize);
@@ -39,13 +39,12 @@ void* MemoryAccounting::allocate(void* ptr, size_t osize, size_t nsize) {
   uint32_t owner = old ? old->slot : current_;
   Slot& s = slots_[owner];
   if (nsize > old_size && s.limit != 0 && s.used - old_size + nsize > s.limit) {
-    // Lua answers a failed allocation with a full collection and one retry; failing that
-    // retry too means the run really holds too much.
-    if (s.failed_once) s.exhausted = true;
-    s.failed_once = true;
+    // Refusing makes Lua raise a memory error in the run; the runtime then stops the run
+    // (pcall cannot swallow it). Not every allocation path retries after a collection
+    // (lauxlib's buffers do not), so the first refusal decides.
+    s.exhausted = true;
     return nullptr;
   }
-  s.failed_once = false;
   void* block = std::realloc(old, nsize + kHeader);
   if (block == nullptr) return nullptr;
   auto* h = static_cast<Header*>(block);
@@ -64,7 +63,7 @@ uint32_t MemoryAccounting::open_slot(uint64_t limit) {
     slot = static_cast<uint32_t>(slots_.size());
     slots_.emplace_back();
   }
-  slots_[slot] = Slot{0, limit, Slot::live, false, false};
+  slots_[slot] = Slot{0, limit, Slot::live, false};
   return slot;
 }
 

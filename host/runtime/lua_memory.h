@@ -31,8 +31,8 @@ class MemoryAccounting {
 
   uint64_t used(uint32_t slot) const;
   uint64_t total() const { return total_; }
-  // True once an allocation of slot failed twice in a row (Lua retries after a full GC):
-  // the run is over its limit for good.
+  // True once an allocation charged to slot was refused for its limit: the run is stopped
+  // (its uncollected garbage counts too; a refused request is never granted later).
   bool exhausted(uint32_t slot) const;
 
  private:
@@ -40,7 +40,6 @@ class MemoryAccounting {
     uint64_t used = 0;
     uint64_t limit = 0;
     enum State : uint8_t { live, draining, free } state = free;  // draining: run ended
-    bool failed_once = false;
     bool exhausted = false;
   };
   void* allocate(void* ptr, size_t osize, size_t nsize);

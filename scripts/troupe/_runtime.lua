@@ -132,14 +132,31 @@ local function lib_mt(lib)
   }
 end
 
+-- What the sandbox leaves out answers with an explanation instead of "attempt to index nil".
+local function absent(lib_name, lib)
+  return {
+    __index = function(_, key)
+      local v = lib and lib[key]
+      if v ~= nil then return v end
+      raw_error(("%s.%s is not available in a troupe workflow (the sandbox has no %s)"):format(
+        lib_name, raw_tostring(key),
+        lib_name == "debug" and "debug library beyond traceback" or "file, process or environment access"), 2)
+    end,
+    __pairs = function() return next, lib or {}, nil end,
+    __metatable = false,
+  }
+end
+
 local LIB_MTS = {
   string = lib_mt(string_safe),
   table = lib_mt(table),
   math = lib_mt(math_safe),
   utf8 = lib_mt(utf8),
-  os = lib_mt(os_safe),
+  os = absent("os", os_safe),
   coroutine = lib_mt(coroutine_safe),
-  debug = lib_mt({ traceback = traceback }),
+  debug = absent("debug", { traceback = traceback }),
+  io = absent("io", nil),
+  package = absent("package", nil),
 }
 
 local BASE = {
@@ -201,7 +218,8 @@ local function new_env()
       if mod == nil then raw_error("require('" .. name .. "'): no such troupe module", 2) end
       mod = proxy(mod)
     else
-      local src, chunkname = host.find_module(name) -- raises with a clear message
+      local src, chunkname = host.find_module(name)
+      if src == nil then raw_error(chunkname, 2) end
       local f, err = raw_load(src, chunkname, "t", env)
       if not f then raw_error(err, 0) end
       loaded[name] = true -- guards against require cycles

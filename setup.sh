@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# setup.sh: installs what is missing (Debian packages), builds troupe, and runs the demo workflow.
+#
+#   ./setup.sh            install + build + run scripts/workflows/pr_review.lua offline (mock provider)
+#   ./setup.sh --no-demo  install + build only
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(build-essential cmake ninja-build pkg-config liblua5.4-dev nlohmann-json3-dev
+  libcurl4-openssl-dev libboost-dev libboost-filesystem-dev libsqlite3-dev libgtest-dev libgmock-dev
+  libcli11-dev libvalijson-dev libyaml-cpp-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
+echo "setup: built build/troupe and the plugins in build/plugins"
+
+if [[ "${1:-}" != "--no-demo" ]]; then
+  echo "setup: running the demo workflow (offline, mock provider)"
+  ./build/troupe --store build/demo.db run scripts/workflows/pr_review.lua \
+    --input @scripts/workflows/examples/pr_review_input.json
+fi
