@@ -19,8 +19,8 @@ Host::Host(Config config, bool open_store) : impl_(std::make_unique<Impl>()) {
   impl_->config = std::move(config);
   impl_->loop = std::make_unique<EventLoop>();
   if (open_store) impl_->store = Store::open(impl_->config.store_path);
-  impl_->providers = std::make_unique<ProviderRegistry>(*impl_->loop, impl_->config,
-                                                        plugin_search_path());
+  impl_->providers =
+      std::make_unique<ProviderRegistry>(*impl_->loop, impl_->config, plugin_search_path());
   impl_->runtime = std::make_unique<Runtime>(*impl_->loop, impl_->store.get(), *impl_->providers,
                                              impl_->config.runtime);
   impl_->runtime->set_default_model(impl_->config.default_model);
@@ -35,10 +35,18 @@ Host::~Host() {
   impl_->loop.reset();
 }
 
-const Config& Host::config() const { return impl_->config; }
-EventLoop& Host::loop() { return *impl_->loop; }
-Runtime& Host::runtime() { return *impl_->runtime; }
-Store* Host::store() { return impl_->store.get(); }
+const Config& Host::config() const {
+  return impl_->config;
+}
+EventLoop& Host::loop() {
+  return *impl_->loop;
+}
+Runtime& Host::runtime() {
+  return *impl_->runtime;
+}
+Store* Host::store() {
+  return impl_->store.get();
+}
 
 RunOutcome Host::run_to_completion(const RunSpec& spec,
                                    std::function<void(const RunEvent&)> listener) {
@@ -52,7 +60,8 @@ RunOutcome Host::run_to_completion(const RunSpec& spec,
     outcome = o;
     done = true;
   });
-  while (!done) impl_->loop->run_once(1000);
+  while (!done)
+    impl_->loop->run_once(1000);
   impl_->runtime->set_listener(nullptr);
   if (impl_->store) impl_->store->flush();
   return outcome;

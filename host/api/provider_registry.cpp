@@ -20,7 +20,8 @@ std::shared_ptr<PluginInstance> ProviderRegistry::provider(const std::string& re
   if (cfg == config_.providers.end()) {
     if (config_.fallback_provider.empty()) {
       std::string known;
-      for (const auto& [n, p] : config_.providers) known += (known.empty() ? "" : ", ") + n;
+      for (const auto& [n, p] : config_.providers)
+        known += (known.empty() ? "" : ", ") + n;
       *error = "unknown provider '" + requested + "'" +
                (config_.path.empty() ? "" : " (not in " + config_.path + ")") +
                "; configured providers: " + (known.empty() ? "none" : known);

@@ -23,7 +23,8 @@ std::unique_ptr<Store> open_store(const Common& common) {
     return Store::open_readonly(path);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "troupe: %s\n", e.what());
-    if (!path.empty()) std::fprintf(stderr, "troupe: no runs yet? `troupe run WORKFLOW.lua` records them there\n");
+    if (!path.empty())
+      std::fprintf(stderr, "troupe: no runs yet? `troupe run WORKFLOW.lua` records them there\n");
     return nullptr;
   }
 }
@@ -86,10 +87,13 @@ std::string status_cell(const std::string& status, const Style& s) {
 bool key_less(const std::string& a, const std::string& b) {
   size_t i = 0, j = 0;
   while (i < a.size() && j < b.size()) {
-    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) &&
+        std::isdigit(static_cast<unsigned char>(b[j]))) {
       size_t i2 = i, j2 = j;
-      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
-      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
+      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2])))
+        ++i2;
+      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2])))
+        ++j2;
       long long x = std::stoll(a.substr(i, i2 - i)), y = std::stoll(b.substr(j, j2 - j));
       if (x != y) return x < y;
       i = i2;
@@ -120,16 +124,19 @@ int cmd_runs(const Common& common, const ListArgs& args) {
   auto runs = store->list_runs(filter);
   if (common.json) {
     json out = json::array();
-    for (const auto& r : runs) out.push_back(run_json(r));
+    for (const auto& r : runs)
+      out.push_back(run_json(r));
     std::printf("%s\n", out.dump(2).c_str());
     return kOk;
   }
   Style s = style_for(STDOUT_FILENO);
-  std::vector<std::vector<std::string>> rows = {{"RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "ERROR"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "ERROR"}};
   for (const auto& r : runs) {
-    rows.push_back({r.id, r.workflow, status_cell(r.status, s), format_time(r.created_ms),
-                    r.finished_ms ? format_ms(static_cast<double>(r.finished_ms - r.created_ms)) : "-",
-                    one_line(r.error, 60)});
+    rows.push_back(
+        {r.id, r.workflow, status_cell(r.status, s), format_time(r.created_ms),
+         r.finished_ms ? format_ms(static_cast<double>(r.finished_ms - r.created_ms)) : "-",
+         one_line(r.error, 60)});
   }
   if (runs.empty()) {
     std::printf("no runs yet\n");
@@ -145,12 +152,14 @@ int cmd_show(const Common& common, const std::string& id) {
   auto run = find_run(*store, id);
   if (!run) return kUsage;
   auto steps = store->get_steps(run->id);
-  std::sort(steps.begin(), steps.end(),
-            [](const StepRecord& a, const StepRecord& b) { return key_less(a.step_key, b.step_key); });
+  std::sort(steps.begin(), steps.end(), [](const StepRecord& a, const StepRecord& b) {
+    return key_less(a.step_key, b.step_key);
+  });
   if (common.json) {
     json out = run_json(*run);
     out["steps"] = json::array();
-    for (const auto& st : steps) out["steps"].push_back(step_json(st));
+    for (const auto& st : steps)
+      out["steps"].push_back(step_json(st));
     std::printf("%s\n", out.dump(2).c_str());
     return kOk;
   }
@@ -165,7 +174,8 @@ int cmd_show(const Common& common, const std::string& id) {
   std::printf("  status    %s\n", status_cell(run->status, s).c_str());
   std::printf("  started   %s\n", format_time(run->created_ms).c_str());
   if (run->finished_ms) {
-    std::printf("  duration  %s\n", format_ms(static_cast<double>(run->finished_ms - run->created_ms)).c_str());
+    std::printf("  duration  %s\n",
+                format_ms(static_cast<double>(run->finished_ms - run->created_ms)).c_str());
   }
   std::printf("  tokens    %lld in, %lld out, %zu steps\n", static_cast<long long>(in_tok),
               static_cast<long long>(out_tok), steps.size());
@@ -178,7 +188,9 @@ int cmd_show(const Common& common, const std::string& id) {
       rows.push_back({st.step_key, st.kind, st.agent.empty() ? "-" : st.agent,
                       st.model.empty() ? "-" : st.model, status_cell(st.status, s),
                       format_ms(static_cast<double>(st.latency_us) / 1000.0),
-                      st.kind == "chat" ? std::to_string(st.input_tokens) + " → " + std::to_string(st.output_tokens) : "-"});
+                      st.kind == "chat" ? std::to_string(st.input_tokens) + " → " +
+                                              std::to_string(st.output_tokens)
+                                        : "-"});
       if (!st.error.empty()) rows.push_back({"", "", s.red("error: " + one_line(st.error, 100))});
     }
     print_table(rows, s);
@@ -208,8 +220,11 @@ int cmd_events(const Common& common, const std::string& id, bool follow) {
       after = ev.seq;
       if (ev.type == "run.finished") finished = true;
       if (common.json) {
-        json line = {{"seq", ev.seq}, {"ts_ms", ev.ts_ms}, {"type", ev.type},
-                     {"step_key", ev.step_key}, {"data", parse_or_string(ev.data_json)}};
+        json line = {{"seq", ev.seq},
+                     {"ts_ms", ev.ts_ms},
+                     {"type", ev.type},
+                     {"step_key", ev.step_key},
+                     {"data", parse_or_string(ev.data_json)}};
         std::printf("%s\n", line.dump().c_str());
       } else {
         std::printf("%s  %s %s %s\n", s.dim(format_time(ev.ts_ms)).c_str(),

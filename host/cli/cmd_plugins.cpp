@@ -48,7 +48,8 @@ int cmd_plugins(const Common& common) {
     return kOk;
   }
   Style s = style_for(STDOUT_FILENO);
-  std::vector<std::vector<std::string>> rows = {{"NAME", "KIND", "VERSION", "ABI", "OFFERS", "PATH"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"NAME", "KIND", "VERSION", "ABI", "OFFERS", "PATH"}};
   size_t refused = 0;
   for (const auto& e : entries) {
     if (!e.library) {
@@ -64,7 +65,8 @@ int cmd_plugins(const Common& common) {
         offers += (offers.empty() ? "" : ", ") + k;
         if (v.is_array()) {
           std::string items;
-          for (const auto& x : v) items += (items.empty() ? "" : " ") + (x.is_string() ? x.get<std::string>() : x.dump());
+          for (const auto& x : v)
+            items += (items.empty() ? "" : " ") + (x.is_string() ? x.get<std::string>() : x.dump());
           offers += "=" + items;
         }
       }
@@ -84,11 +86,14 @@ int cmd_plugins(const Common& common) {
       if (!e.library) std::printf("  %s\n", e.error.c_str());
     }
   }
-  std::printf("\n%s %s\n", s.dim("searched:").c_str(), [&] {
-    std::string p;
-    for (const auto& d : search) p += (p.empty() ? "" : ":") + d;
-    return p.empty() ? std::string("(nothing)") : p;
-  }().c_str());
+  std::printf("\n%s %s\n", s.dim("searched:").c_str(),
+              [&] {
+                std::string p;
+                for (const auto& d : search)
+                  p += (p.empty() ? "" : ":") + d;
+                return p.empty() ? std::string("(nothing)") : p;
+              }()
+                  .c_str());
   return kOk;
 }
 
@@ -97,8 +102,11 @@ int cmd_version(const Common& common) {
   const char* lua = LUA_RELEASE;
   std::string curl = curl_version_info(CURLVERSION_NOW)->version;
   if (common.json) {
-    json out = {{"troupe", TROUPE_VERSION_STRING}, {"plugin_abi", abi}, {"lua", lua},
-                {"sqlite", sqlite3_libversion()}, {"libcurl", curl}};
+    json out = {{"troupe", TROUPE_VERSION_STRING},
+                {"plugin_abi", abi},
+                {"lua", lua},
+                {"sqlite", sqlite3_libversion()},
+                {"libcurl", curl}};
     std::printf("%s\n", out.dump(2).c_str());
   } else {
     std::printf("troupe %s (plugin ABI %s; %s, SQLite %s, libcurl %s)\n", TROUPE_VERSION_STRING,

@@ -23,7 +23,9 @@ using nlohmann::json;
 
 std::atomic<int> g_interrupts{0};
 
-void on_interrupt(int) { g_interrupts.fetch_add(1); }
+void on_interrupt(int) {
+  g_interrupts.fetch_add(1);
+}
 
 bool read_input(const std::string& arg, std::string* out, std::string* error) {
   std::string text = arg;
@@ -72,8 +74,10 @@ class Progress {
                    s_.dim("run " + ev.run_id).c_str(), s_.dim(d.value("source", "")).c_str());
     } else if (ev.type == "step.started") {
       std::string kind = d.value("kind", "");
-      std::string what = kind == "chat" ? pad(d.value("agent", ""), 12) + " " + d.value("model", "")
-                                        : kind + (kind == "sleep" ? " " + format_ms(d.value("seconds", 0.0) * 1000) : "");
+      std::string what =
+          kind == "chat"
+              ? pad(d.value("agent", ""), 12) + " " + d.value("model", "")
+              : kind + (kind == "sleep" ? " " + format_ms(d.value("seconds", 0.0) * 1000) : "");
       std::fprintf(stderr, "  %s %s %s\n", s_.cyan("→").c_str(), pad(ev.step_key, 8).c_str(),
                    what.c_str());
     } else if (ev.type == "join.started") {
@@ -190,11 +194,11 @@ int cmd_run(const Common& common, const RunArgs& args) {
     std::printf("%s\n", out.dump(2).c_str());
   } else {
     if (!args.quiet) {
-      std::string summary = (ok ? err_style.green("✓ " + outcome.status)
-                                : err_style.red("✗ " + outcome.status)) +
-                            " in " + format_ms(static_cast<double>(duration)) + " · " +
-                            std::to_string(steps) + " steps · " + std::to_string(in_tok) + " → " +
-                            std::to_string(out_tok) + " tokens · run " + outcome.run_id;
+      std::string summary =
+          (ok ? err_style.green("✓ " + outcome.status) : err_style.red("✗ " + outcome.status)) +
+          " in " + format_ms(static_cast<double>(duration)) + " · " + std::to_string(steps) +
+          " steps · " + std::to_string(in_tok) + " → " + std::to_string(out_tok) +
+          " tokens · run " + outcome.run_id;
       std::fprintf(stderr, "%s\n", summary.c_str());
     }
     if (ok) {

@@ -8,8 +8,8 @@ namespace troupe::cli {
 // Exit codes, documented in the README.
 enum Exit : int {
   kOk = 0,
-  kRunFailed = 1,    // the workflow failed or was cancelled
-  kUsage = 2,        // bad arguments, config, input, unknown run
+  kRunFailed = 1,  // the workflow failed or was cancelled
+  kUsage = 2,      // bad arguments, config, input, unknown run
   kInterrupted = 130,
 };
 

@@ -21,7 +21,9 @@ size_t width_of(const std::string& s) {
 
 }  // namespace
 
-bool is_terminal(int fd) { return ::isatty(fd) == 1; }
+bool is_terminal(int fd) {
+  return ::isatty(fd) == 1;
+}
 
 Style style_for(int fd) {
   Style s;
@@ -87,7 +89,8 @@ void print_table(const std::vector<std::vector<std::string>>& rows, const Style&
   std::vector<size_t> widths;
   for (const auto& row : rows) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
-    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], width_of(row[i]));
+    for (size_t i = 0; i < row.size(); ++i)
+      widths[i] = std::max(widths[i], width_of(row[i]));
   }
   for (size_t r = 0; r < rows.size(); ++r) {
     std::string line;

@@ -24,12 +24,14 @@ json yaml_to_json(const YAML::Node& node) {
       return nullptr;
     case YAML::NodeType::Sequence: {
       json out = json::array();
-      for (const auto& item : node) out.push_back(yaml_to_json(item));
+      for (const auto& item : node)
+        out.push_back(yaml_to_json(item));
       return out;
     }
     case YAML::NodeType::Map: {
       json out = json::object();
-      for (const auto& kv : node) out[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+      for (const auto& kv : node)
+        out[kv.first.as<std::string>()] = yaml_to_json(kv.second);
       return out;
     }
     case YAML::NodeType::Scalar:
@@ -58,21 +60,30 @@ class Reader {
 
   static const char* type_name(const json& v) {
     switch (v.type()) {
-      case json::value_t::null: return "null";
-      case json::value_t::object: return "a mapping";
-      case json::value_t::array: return "a list";
-      case json::value_t::string: return "a string";
-      case json::value_t::boolean: return "a boolean";
-      case json::value_t::number_float: return "a number";
-      default: return "an integer";
+      case json::value_t::null:
+        return "null";
+      case json::value_t::object:
+        return "a mapping";
+      case json::value_t::array:
+        return "a list";
+      case json::value_t::string:
+        return "a string";
+      case json::value_t::boolean:
+        return "a boolean";
+      case json::value_t::number_float:
+        return "a number";
+      default:
+        return "an integer";
     }
   }
 
-  void check_keys(const json& obj, const std::string& where, const std::set<std::string>& known) const {
+  void check_keys(const json& obj, const std::string& where,
+                  const std::set<std::string>& known) const {
     for (const auto& [key, value] : obj.items()) {
       if (known.count(key)) continue;
       std::string list;
-      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      for (const auto& k : known)
+        list += (list.empty() ? "" : ", ") + k;
       fail(where.empty() ? key : where + "." + key, "unknown setting (known here: " + list + ")");
     }
   }
@@ -108,7 +119,8 @@ std::string relative_to(const std::string& base_dir, const std::string& p) {
 bool valid_provider_name(const std::string& name) {
   if (name.empty()) return false;
   for (char c : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+      return false;
   }
   return true;
 }
@@ -120,8 +132,9 @@ Config from_json(const json& doc, const std::string& file) {
   std::string dir = fs::path(file).parent_path().string();
   if (doc.is_null()) return c;
   r.object(doc, "");
-  r.check_keys(doc, "", {"store", "plugin_path", "providers", "fallback_provider", "default_model",
-                         "durability", "limits"});
+  r.check_keys(doc, "",
+               {"store", "plugin_path", "providers", "fallback_provider", "default_model",
+                "durability", "limits"});
   if (doc.contains("store")) c.store_path = relative_to(dir, r.string(doc["store"], "store"));
   if (doc.contains("plugin_path")) {
     const json& pp = doc["plugin_path"];
@@ -129,11 +142,12 @@ Config from_json(const json& doc, const std::string& file) {
       c.plugin_path.push_back(relative_to(dir, pp.get<std::string>()));
     } else if (pp.is_array()) {
       for (size_t i = 0; i < pp.size(); ++i) {
-        c.plugin_path.push_back(relative_to(dir, r.string(pp[i], "plugin_path[" + std::to_string(i) + "]")));
+        c.plugin_path.push_back(
+            relative_to(dir, r.string(pp[i], "plugin_path[" + std::to_string(i) + "]")));
       }
     } else {
-      r.fail("plugin_path", std::string("expected a folder or a list of folders, got ") +
-                                Reader::type_name(pp));
+      r.fail("plugin_path",
+             std::string("expected a folder or a list of folders, got ") + Reader::type_name(pp));
     }
   }
   if (doc.contains("default_model")) {
@@ -154,30 +168,40 @@ Config from_json(const json& doc, const std::string& file) {
   }
   if (doc.contains("limits")) {
     const json& l = r.object(doc["limits"], "limits");
-    r.check_keys(l, "limits", {"max_instructions", "max_memory_mb", "call_timeout_s", "slice_instructions"});
+    r.check_keys(l, "limits",
+                 {"max_instructions", "max_memory_mb", "call_timeout_s", "slice_instructions"});
     auto& lim = c.runtime.limits;
-    if (l.contains("max_instructions")) lim.max_instructions = r.positive(l["max_instructions"], "limits.max_instructions");
-    if (l.contains("max_memory_mb")) lim.max_memory_bytes = r.positive(l["max_memory_mb"], "limits.max_memory_mb") << 20;
-    if (l.contains("call_timeout_s")) lim.call_timeout_ms = static_cast<uint32_t>(r.positive(l["call_timeout_s"], "limits.call_timeout_s") * 1000);
-    if (l.contains("slice_instructions")) lim.slice_instructions = r.positive(l["slice_instructions"], "limits.slice_instructions");
+    if (l.contains("max_instructions"))
+      lim.max_instructions = r.positive(l["max_instructions"], "limits.max_instructions");
+    if (l.contains("max_memory_mb"))
+      lim.max_memory_bytes = r.positive(l["max_memory_mb"], "limits.max_memory_mb") << 20;
+    if (l.contains("call_timeout_s"))
+      lim.call_timeout_ms =
+          static_cast<uint32_t>(r.positive(l["call_timeout_s"], "limits.call_timeout_s") * 1000);
+    if (l.contains("slice_instructions"))
+      lim.slice_instructions = r.positive(l["slice_instructions"], "limits.slice_instructions");
   }
   if (doc.contains("providers")) {
     const json& ps = r.object(doc["providers"], "providers");
     for (const auto& [name, spec] : ps.items()) {
       std::string where = "providers." + name;
-      if (!valid_provider_name(name)) r.fail(where, "provider names may contain letters, digits, '_', '-' and '.'");
+      if (!valid_provider_name(name))
+        r.fail(where, "provider names may contain letters, digits, '_', '-' and '.'");
       r.object(spec, where);
       r.check_keys(spec, where, {"plugin", "settings", "secrets"});
       ProviderConfig p;
       p.name = name;
-      if (!spec.contains("plugin")) r.fail(where, "missing 'plugin' (a plugin name such as 'mock', or a path to a .so)");
+      if (!spec.contains("plugin"))
+        r.fail(where, "missing 'plugin' (a plugin name such as 'mock', or a path to a .so)");
       p.plugin = r.string(spec["plugin"], where + ".plugin");
       if (p.plugin.find('/') != std::string::npos) p.plugin = relative_to(dir, p.plugin);
-      if (spec.contains("settings")) p.settings_json = r.object(spec["settings"], where + ".settings").dump();
+      if (spec.contains("settings"))
+        p.settings_json = r.object(spec["settings"], where + ".settings").dump();
       if (spec.contains("secrets")) {
         const json& s = r.object(spec["secrets"], where + ".secrets");
         for (const auto& [secret, env] : s.items()) {
-          p.secret_env[secret] = r.string(env, where + ".secrets." + secret + " (the name of an environment variable)");
+          p.secret_env[secret] = r.string(
+              env, where + ".secrets." + secret + " (the name of an environment variable)");
         }
       }
       c.providers[name] = std::move(p);
@@ -190,7 +214,8 @@ Config from_json(const json& doc, const std::string& file) {
   if (doc.contains("fallback_provider")) {
     c.fallback_provider = r.string(doc["fallback_provider"], "fallback_provider");
     if (!c.providers.count(c.fallback_provider)) {
-      r.fail("fallback_provider", "'" + c.fallback_provider + "' is not one of the configured providers");
+      r.fail("fallback_provider",
+             "'" + c.fallback_provider + "' is not one of the configured providers");
     }
   }
   return c;

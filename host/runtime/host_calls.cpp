@@ -19,29 +19,45 @@
 namespace troupe::rt {
 namespace {
 
-Core* core_of(lua_State* L) { return static_cast<Core*>(lua_touserdata(L, lua_upvalueindex(1))); }
+Core* core_of(lua_State* L) {
+  return static_cast<Core*>(lua_touserdata(L, lua_upvalueindex(1)));
+}
 
 Task* task_of(lua_State* L) {
   Task* t = task_slot(L);
-  if (t == nullptr || t->finished) luaL_error(L, "troupe: this can only be used inside a running workflow");
+  if (t == nullptr || t->finished)
+    luaL_error(L, "troupe: this can only be used inside a running workflow");
   return t;
 }
 
 const char* status_name(troupe_status_t s) {
   switch (s) {
-    case TROUPE_OK: return "ok";
-    case TROUPE_INVALID_ARGUMENT: return "invalid_argument";
-    case TROUPE_UNSUPPORTED: return "unsupported";
-    case TROUPE_NOT_FOUND: return "not_found";
-    case TROUPE_AUTH: return "auth";
-    case TROUPE_RATE_LIMITED: return "rate_limited";
-    case TROUPE_TRANSPORT: return "transport";
-    case TROUPE_TIMEOUT: return "timeout";
-    case TROUPE_CANCELLED: return "cancelled";
-    case TROUPE_BUDGET_EXCEEDED: return "budget_exceeded";
-    case TROUPE_UNAVAILABLE: return "unavailable";
-    case TROUPE_TOO_LARGE: return "too_large";
-    case TROUPE_INTERNAL: return "internal";
+    case TROUPE_OK:
+      return "ok";
+    case TROUPE_INVALID_ARGUMENT:
+      return "invalid_argument";
+    case TROUPE_UNSUPPORTED:
+      return "unsupported";
+    case TROUPE_NOT_FOUND:
+      return "not_found";
+    case TROUPE_AUTH:
+      return "auth";
+    case TROUPE_RATE_LIMITED:
+      return "rate_limited";
+    case TROUPE_TRANSPORT:
+      return "transport";
+    case TROUPE_TIMEOUT:
+      return "timeout";
+    case TROUPE_CANCELLED:
+      return "cancelled";
+    case TROUPE_BUDGET_EXCEEDED:
+      return "budget_exceeded";
+    case TROUPE_UNAVAILABLE:
+      return "unavailable";
+    case TROUPE_TOO_LARGE:
+      return "too_large";
+    case TROUPE_INTERNAL:
+      return "internal";
   }
   return "unknown";
 }
@@ -71,8 +87,8 @@ int host_chat(lua_State* L) {
   bool stream = lua_toboolean(L, 5);
   size_t slash = model.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == model.size()) {
-    return user_error(L, "agent '" + agent + "': model '" + model +
-                             "' must be written as provider/model");
+    return user_error(
+        L, "agent '" + agent + "': model '" + model + "' must be written as provider/model");
   }
   std::string provider_name = model.substr(0, slash);
   std::string error;
@@ -130,12 +146,15 @@ int host_chat(lua_State* L) {
     }
     Pusher push;
     if (result.status == TROUPE_OK) {
-      const nlohmann::json& usage = response.contains("usage") ? response["usage"] : nlohmann::json();
+      const nlohmann::json& usage =
+          response.contains("usage") ? response["usage"] : nlohmann::json();
       if (usage.is_object()) {
         step.input_tokens = usage.value("input_tokens", int64_t{0});
         step.output_tokens = usage.value("output_tokens", int64_t{0});
       }
       step.status = "succeeded";
+      // A plugin that echoes a key must not get it into the journal or the workflow.
+      result.result_json = log::redact(result.result_json);
       step.response_json = result.result_json;
       push = [json = std::move(result.result_json)](lua_State* co) {
         std::string err;
@@ -181,7 +200,8 @@ int host_sleep(lua_State* L) {
   Task* t = task_of(L);
   double seconds = luaL_checknumber(L, 1);
   if (!(seconds >= 0) || seconds > 365.0 * 24 * 3600) {
-    return luaL_error(L, "troupe.sleep: %f is not a number of seconds between 0 and a year", seconds);
+    return luaL_error(L, "troupe.sleep: %f is not a number of seconds between 0 and a year",
+                      seconds);
   }
   Run& run = *t->run;
   std::string key = t->key(++t->ordinal);
@@ -191,7 +211,8 @@ int host_sleep(lua_State* L) {
   step.kind = "sleep";
   step.request_json = nlohmann::json{{"seconds", seconds}}.dump();
   step.started_ms = unix_ms();
-  core->emit(run, "step.started", key, nlohmann::json{{"kind", "sleep"}, {"seconds", seconds}}.dump());
+  core->emit(run, "step.started", key,
+             nlohmann::json{{"kind", "sleep"}, {"seconds", seconds}}.dump());
   std::weak_ptr<Task> weak = core->shared(t);
   std::weak_ptr<bool> token = core->alive;
   uint64_t t0 = EventLoop::now_ns();
@@ -238,7 +259,8 @@ int host_parallel(lua_State* L) {
   core->emit(run, "join.started", join->step_key,
              nlohmann::json{{"kind", "parallel"}, {"branches", n}}.dump());
   t->join = std::move(join);
-  for (auto& child : t->join->children) core->schedule(child, [](lua_State*) { return 0; });
+  for (auto& child : t->join->children)
+    core->schedule(child, [](lua_State*) { return 0; });
   return yield_for_host(L, t);
 }
 
@@ -257,14 +279,15 @@ int host_map(lua_State* L) {
     lua_setmetatable(L, -2);
     return 2;
   }
-  if (n > 1000000) return luaL_error(L, "troupe.map: %d items is more than the 1000000 allowed", (int)n);
+  if (n > 1000000)
+    return luaL_error(L, "troupe.map: %d items is more than the 1000000 allowed", (int)n);
   Run& run = *t->run;
   auto join = std::make_unique<Join>();
   join->step_key = t->key(++t->ordinal);
   join->is_map = true;
   join->total = static_cast<int>(n);
-  join->concurrency = (concurrency <= 0 || concurrency > n) ? static_cast<int>(n)
-                                                           : static_cast<int>(concurrency);
+  join->concurrency =
+      (concurrency <= 0 || concurrency > n) ? static_cast<int>(n) : static_cast<int>(concurrency);
   lua_createtable(L, static_cast<int>(n), 0);
   lua::push_array_mt(L);
   lua_setmetatable(L, -2);
@@ -273,12 +296,13 @@ int host_map(lua_State* L) {
   join->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, 1);
   join->list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  core->emit(run, "join.started", join->step_key,
-             nlohmann::json{{"kind", "map"}, {"branches", n}, {"concurrency", join->concurrency}}
-                 .dump());
+  core->emit(
+      run, "join.started", join->step_key,
+      nlohmann::json{{"kind", "map"}, {"branches", n}, {"concurrency", join->concurrency}}.dump());
   int first = join->concurrency;
   t->join = std::move(join);
-  for (int i = 0; i < first; ++i) core->start_map_branch(*t, L);
+  for (int i = 0; i < first; ++i)
+    core->start_map_branch(*t, L);
   return yield_for_host(L, t);
 }
 
@@ -322,7 +346,9 @@ int host_now(lua_State* L) {
   return 1;
 }
 
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 uint64_t next_random(uint64_t* s) {  // xoshiro256**
   uint64_t result = rotl(s[1] * 5, 7) * 9;
@@ -461,16 +487,18 @@ int host_find_module(lua_State* L) {
   bool valid = !name.empty() && name.front() != '.' && name.back() != '.' &&
                name.find("..") == std::string::npos;
   for (char c : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) valid = false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+      valid = false;
   }
   if (!valid) {
-    return module_error(L, "require('" + name +
-                               "'): module names may contain only letters, digits, '_', '-' and '.' "
-                               "(modules load only from the troupe library and the workflow's folder)");
+    return module_error(
+        L, "require('" + name +
+               "'): module names may contain only letters, digits, '_', '-' and '.' "
+               "(modules load only from the troupe library and the workflow's folder)");
   }
   if (run.dir.empty()) {
-    return module_error(L, "require('" + name +
-                               "'): a workflow given as a string can only require troupe modules");
+    return module_error(
+        L, "require('" + name + "'): a workflow given as a string can only require troupe modules");
   }
   std::string rel = name;
   for (char& c : rel)
@@ -481,11 +509,13 @@ int host_find_module(lua_State* L) {
   fs::path file = fs::weakly_canonical(fs::path(run.dir) / (rel + ".lua"), ec);
   std::string dir_s = dir.string() + "/";
   if (file.string().compare(0, dir_s.size(), dir_s) != 0) {
-    return module_error(L, "require('" + name + "'): the module resolves outside the workflow's folder");
+    return module_error(
+        L, "require('" + name + "'): the module resolves outside the workflow's folder");
   }
   std::ifstream in(file, std::ios::binary);
   if (!in) {
-    return module_error(L, "require('" + name + "'): module not found (looked in the troupe library and for " +
+    return module_error(L, "require('" + name +
+                               "'): module not found (looked in the troupe library and for " +
                                (fs::path(run.dir) / (rel + ".lua")).string() + ")");
   }
   std::ostringstream ss;
@@ -517,7 +547,8 @@ int host_mark_array(lua_State* L) {
 int host_json_encode(lua_State* L) {
   luaL_checkany(L, 1);
   std::string out, error;
-  if (!lua::to_json(L, 1, &out, &error)) return luaL_error(L, "troupe.json.encode: %s", error.c_str());
+  if (!lua::to_json(L, 1, &out, &error))
+    return luaL_error(L, "troupe.json.encode: %s", error.c_str());
   lua_pushlstring(L, out.data(), out.size());
   return 1;
 }

@@ -246,9 +246,13 @@ void register_json_markers(lua_State* L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &kArrayMtKey);
 }
 
-void push_null(lua_State* L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &kNullKey); }
+void push_null(lua_State* L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kNullKey);
+}
 
-void push_array_mt(lua_State* L) { lua_rawgetp(L, LUA_REGISTRYINDEX, &kArrayMtKey); }
+void push_array_mt(lua_State* L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kArrayMtKey);
+}
 
 bool push_json(lua_State* L, std::string_view json, std::string* error) {
   int top = lua_gettop(L);

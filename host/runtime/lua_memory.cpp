@@ -16,7 +16,9 @@ static_assert(kHeader == 16);
 
 }  // namespace
 
-MemoryAccounting::MemoryAccounting() { slots_.push_back(Slot{0, 0, Slot::live, false}); }
+MemoryAccounting::MemoryAccounting() {
+  slots_.push_back(Slot{0, 0, Slot::live, false});
+}
 
 void* MemoryAccounting::alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   return static_cast<MemoryAccounting*>(ud)->allocate(ptr, osize, nsize);

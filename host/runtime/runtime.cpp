@@ -86,8 +86,10 @@ Core::Core(EventLoop& loop_, Store* store_, ProviderResolver& providers_, Runtim
 
 Core::~Core() {
   std::vector<std::shared_ptr<Run>> live;
-  for (auto& [id, run] : runs) live.push_back(run);
-  for (auto& run : live) cancel_now(run->id, "the host shut down");
+  for (auto& [id, run] : runs)
+    live.push_back(run);
+  for (auto& run : live)
+    cancel_now(run->id, "the host shut down");
   alive.reset();
   if (store) store->flush();
   ready_.clear();
@@ -170,7 +172,8 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
     std::weak_ptr<Run> weak = run;
     loop.post([this, token, weak, error] {
       if (token.expired()) return;
-      if (auto r = weak.lock()) finish_run(*r, "failed", "", "the input is not valid JSON: " + error);
+      if (auto r = weak.lock())
+        finish_run(*r, "failed", "", "the input is not valid JSON: " + error);
     });
     return run->id;
   }
@@ -394,7 +397,8 @@ void Core::task_done(const std::shared_ptr<Task>& task, int nresults) {
       return 2;
     }
     int list = lua_gettop(c);
-    for (int i = 1; i <= total; ++i) lua_rawgeti(c, list, i);
+    for (int i = 1; i <= total; ++i)
+      lua_rawgeti(c, list, i);
     lua_remove(c, list);
     return 1 + total;
   });
@@ -421,9 +425,8 @@ void Core::task_failed(const std::shared_ptr<Task>& task, const std::string& mes
   luaL_unref(L, LUA_REGISTRYINDEX, join->fn_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, join->list_ref);
   emit(run, "join.finished", join->step_key,
-       nlohmann::json{{"branches", join->total},
-                      {"status", "failed"},
-                      {"failed_branch", task->branch}}
+       nlohmann::json{
+           {"branches", join->total}, {"status", "failed"}, {"failed_branch", task->branch}}
            .dump());
   schedule(waiting, [text](lua_State* c) {
     lua_pushboolean(c, 0);
@@ -481,8 +484,9 @@ void Core::finish_step(const std::shared_ptr<Task>& task, StepRecord step, Pushe
       if (token.expired()) return;
       auto t = weak.lock();
       if (!t) return;
-      if (!ok) log::error("runtime", "the journal could not record step " + key + " of run " +
-                                         t->run->id + "; continuing without it");
+      if (!ok)
+        log::error("runtime", "the journal could not record step " + key + " of run " + t->run->id +
+                                  "; continuing without it");
       schedule(t, push);
     });
   });
@@ -566,8 +570,7 @@ void Core::cancel_now(const std::string& run_id, const std::string& reason) {
 // ----------------------------------------------------------------------------------------
 // Runtime: the public face of rt::Core.
 
-Runtime::Runtime(EventLoop& loop, Store* store, ProviderResolver& providers,
-                 RuntimeOptions options)
+Runtime::Runtime(EventLoop& loop, Store* store, ProviderResolver& providers, RuntimeOptions options)
     : core_(std::make_unique<rt::Core>(loop, store, providers, options)) {}
 
 Runtime::~Runtime() = default;
@@ -584,9 +587,13 @@ void Runtime::set_listener(std::function<void(const RunEvent&)> listener) {
   core_->listener = std::move(listener);
 }
 
-void Runtime::set_default_model(const std::string& model) { core_->default_model = model; }
+void Runtime::set_default_model(const std::string& model) {
+  core_->default_model = model;
+}
 
-size_t Runtime::active_runs() const { return core_->runs.size(); }
+size_t Runtime::active_runs() const {
+  return core_->runs.size();
+}
 
 uint64_t Runtime::run_memory(const std::string& run_id) const {
   auto it = core_->runs.find(run_id);

@@ -89,7 +89,9 @@ struct Run {
 };
 
 // Task pointer stored in each coroutine's LUA_EXTRASPACE.
-inline Task*& task_slot(lua_State* co) { return *static_cast<Task**>(lua_getextraspace(co)); }
+inline Task*& task_slot(lua_State* co) {
+  return *static_cast<Task**>(lua_getextraspace(co));
+}
 
 class Core {
  public:

@@ -12,7 +12,7 @@
 #define SIZE(type, n) static_assert(sizeof(type) == (n), "sizeof(" #type ") changed")
 #define OFFSET(type, field, n) \
   static_assert(offsetof(type, field) == (n), "offsetof(" #type ", " #field ") changed")
-#define PLAIN(type)                                                                   \
+#define PLAIN(type)                                                                    \
   static_assert(std::is_standard_layout_v<type> && std::is_trivially_copyable_v<type>, \
                 #type " must stay a plain C struct")
 

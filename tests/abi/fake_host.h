@@ -65,7 +65,7 @@ class FakeHost {
   // --- what the test sets up ---
   std::map<std::string, std::string> config;
   std::map<std::string, std::string> secrets;
-  bool refuse_http = false;   // http_start fails with TROUPE_UNSUPPORTED
+  bool refuse_http = false;    // http_start fails with TROUPE_UNSUPPORTED
   bool shutting_down = false;  // post() fails with TROUPE_UNAVAILABLE
 
   // --- what the plugin did (lock mu before reading while other threads may write) ---
@@ -103,7 +103,8 @@ class FakeHost {
     for (;;) {
       auto next = timers_.end();
       for (auto it = timers_.begin(); it != timers_.end(); ++it) {
-        if (it->second.due <= target && (next == timers_.end() || it->second.due < next->second.due)) {
+        if (it->second.due <= target &&
+            (next == timers_.end() || it->second.due < next->second.due)) {
           next = it;
         }
       }
@@ -153,7 +154,9 @@ class FakeHost {
   };
 
   static FakeHost* self(troupe_host_t* h) { return reinterpret_cast<FakeHost*>(h); }
-  static std::string str(troupe_str_t s) { return s.len ? std::string(s.ptr, s.len) : std::string(); }
+  static std::string str(troupe_str_t s) {
+    return s.len ? std::string(s.ptr, s.len) : std::string();
+  }
 
   static void log(troupe_host_t* h, troupe_log_level_t level, troupe_str_t message) {
     std::lock_guard<std::mutex> lock(self(h)->mu);
@@ -173,7 +176,8 @@ class FakeHost {
     return lookup(self(h)->secrets, name, out);
   }
   static void emit(troupe_host_t* h, troupe_call_id_t call, const troupe_event_t* e) {
-    RecordedEvent r{e->type, e->index, str(e->text), str(e->tool_id), str(e->tool_name), str(e->json)};
+    RecordedEvent r{e->type,         e->index,          str(e->text),
+                    str(e->tool_id), str(e->tool_name), str(e->json)};
     std::lock_guard<std::mutex> lock(self(h)->mu);
     self(h)->events[call].push_back(std::move(r));
   }

@@ -1,4 +1,5 @@
-// plugin_contract_test.cpp: the built echo_c.so and mock.so honour the C ABI when loaded with dlopen.
+// plugin_contract_test.cpp: the built echo_c.so and mock.so honour the C ABI when loaded with
+// dlopen.
 //
 // This pins the plugins' side of the contract at the raw C level (the host's loader and
 // PluginInstance have their own tests): the one exported entry, create errors, exactly one
@@ -142,7 +143,8 @@ TEST(EchoCPlugin, RejectsBadRequestsAndOtherOperations) {
   EXPECT_NE(p.host.completion(2).error.find("no user message"), std::string::npos);
   p.invoke(3, chat("x"), false, "tool.search");
   EXPECT_EQ(p.host.completion(3).status, TROUPE_UNSUPPORTED);
-  for (troupe_call_id_t id = 1; id <= 3; ++id) EXPECT_EQ(p.host.completion_count(id), 1u);
+  for (troupe_call_id_t id = 1; id <= 3; ++id)
+    EXPECT_EQ(p.host.completion_count(id), 1u);
 }
 
 // ---- mock -------------------------------------------------------------------------------
@@ -169,7 +171,8 @@ TEST(MockPlugin, StreamsTextChunksThenToolCallsThenUsageThenCompletes) {
       "tool_calls":[{"name":"search","arguments":{"q":"x"}}]}]})"),
             "");
   json req = json::parse(chat("go"));
-  req["tools"] = json::parse(R"([{"name":"search","description":"d","parameters":{"type":"object"}}])");
+  req["tools"] =
+      json::parse(R"([{"name":"search","description":"d","parameters":{"type":"object"}}])");
   p.invoke(1, req.dump(), true);
   ASSERT_EQ(p.host.completion_count(1), 1u);
   const auto& ev = p.host.events[1];

@@ -1,4 +1,5 @@
-// sdk_test.cpp: plugin.hpp keeps the ABI's promises for C++ plugins — one completion, barriers, closures.
+// sdk_test.cpp: plugin.hpp keeps the ABI's promises for C++ plugins — one completion, barriers,
+// closures.
 //
 // A test plugin is compiled into this executable with TROUPE_PLUGIN and driven through its
 // descriptor exactly as the host drives a loaded .so, against the FakeHost.
@@ -64,9 +65,7 @@ class Probe : public troupe::sdk::Plugin {
     } else if (r == "thread") {
       // Work on another thread, completion posted back to the loop.
       Host h = host();
-      std::thread([h, call] {
-        h.post([call] { call->finish(R"({"from":"post"})"); });
-      }).join();
+      std::thread([h, call] { h.post([call] { call->finish(R"({"from":"post"})"); }); }).join();
     } else if (r == "thread-complete") {
       std::thread([call] { call->fail(TROUPE_UNAVAILABLE, "worker failed", true, 250); }).join();
     } else if (r == "config") {
@@ -135,9 +134,9 @@ class SdkTest : public ::testing::Test {
   }
   void create(std::string_view config = "{}") {
     troupe_str_t error{nullptr, 0};
-    ASSERT_EQ(d_->create(host_.api(), host_.handle(), {config.data(), config.size()}, &instance_,
-                         &error),
-              TROUPE_OK);
+    ASSERT_EQ(
+        d_->create(host_.api(), host_.handle(), {config.data(), config.size()}, &instance_, &error),
+        TROUPE_OK);
   }
   void call(troupe_call_id_t id, std::string_view request, bool stream = false) {
     host_.invoke(d_, instance_, id, "chat", request, stream);
@@ -169,16 +168,16 @@ TEST_F(SdkTest, ConstructorExceptionBecomesACreateErrorWithItsMessage) {
   void* instance = nullptr;
   troupe_str_t error{nullptr, 0};
   std::string config = R"({"fail":true})";
-  EXPECT_NE(d_->create(host_.api(), host_.handle(), {config.data(), config.size()}, &instance,
-                       &error),
-            TROUPE_OK);
+  EXPECT_NE(
+      d_->create(host_.api(), host_.handle(), {config.data(), config.size()}, &instance, &error),
+      TROUPE_OK);
   EXPECT_EQ(instance, nullptr);
   EXPECT_EQ(std::string(error.ptr, error.len), "probe: the setting \"fail\" is not allowed");
 
   config = R"({"weird":1})";
-  EXPECT_NE(d_->create(host_.api(), host_.handle(), {config.data(), config.size()}, &instance,
-                       &error),
-            TROUPE_OK);
+  EXPECT_NE(
+      d_->create(host_.api(), host_.handle(), {config.data(), config.size()}, &instance, &error),
+      TROUPE_OK);
   EXPECT_NE(std::string(error.ptr, error.len).find("unknown exception"), std::string::npos);
 }
 

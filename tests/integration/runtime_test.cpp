@@ -67,10 +67,11 @@ class RuntimeTest : public ::testing::Test {
 
   // Runs `body` as the run function of a workflow.
   RunOutcome run_body(const std::string& body, const std::string& input = "{}") {
-    return run("local troupe = require('troupe')\n"
-               "return troupe.workflow{ name = 'test', run = function(input)\n" +
-                   body + "\nend }\n",
-               input);
+    return run(
+        "local troupe = require('troupe')\n"
+        "return troupe.workflow{ name = 'test', run = function(input)\n" +
+            body + "\nend }\n",
+        input);
   }
 
   std::vector<StepRecord> steps(const std::string& run_id) {
@@ -112,9 +113,9 @@ TEST_F(RuntimeTest, RunsAWorkflowAndJournalsItsSteps) {
 
 TEST_F(RuntimeTest, StepKeysAreDeterministicWhateverTheCompletionOrder) {
   // Later branches answer first: keys must still follow program order, not timing.
-  json settings = {{"rules",
-                    {{{"match", "slow"}, {"latency_ms", 120}},
-                     {{"match", "fast"}, {"latency_ms", 5}}}}};
+  json settings = {
+      {"rules",
+       {{{"match", "slow"}, {"latency_ms", 120}}, {{"match", "fast"}, {"latency_ms", 5}}}}};
   host(settings);
   auto out = run_body(R"(
     local a = troupe.agent{ name = "a", model = "mock/m" }
@@ -129,9 +130,10 @@ TEST_F(RuntimeTest, StepKeysAreDeterministicWhateverTheCompletionOrder) {
     return "ok")");
   ASSERT_EQ(out.status, "succeeded") << out.error;
   std::set<std::string> keys;
-  for (const auto& s : steps(out.run_id)) keys.insert(s.step_key);
-  EXPECT_EQ(keys, (std::set<std::string>{"1", "2.1/1", "2.1/2", "2.2/1", "2.2/2.1/1", "2.2/2.2/1",
-                                         "3"}));
+  for (const auto& s : steps(out.run_id))
+    keys.insert(s.step_key);
+  EXPECT_EQ(keys,
+            (std::set<std::string>{"1", "2.1/1", "2.1/2", "2.2/1", "2.2/2.1/1", "2.2/2.2/1", "3"}));
 }
 
 TEST_F(RuntimeTest, ParallelReturnsResultsInOrderAndMapReturnsAList) {
@@ -157,8 +159,7 @@ TEST_F(RuntimeTest, TwoHundredParallelBranchesOverlapOnTheLoop) {
     for i = 1, 200 do fns[i] = function() return a:ask("item " .. i) end end
     local results = { troupe.parallel(table.unpack(fns)) }
     return #results)");
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_EQ(out.status, "succeeded") << out.error;
   EXPECT_EQ(out.output_json, "200");
   EXPECT_LT(seconds, 10.0) << "200 calls of 200 ms must overlap (sequential: 40 s)";
@@ -195,14 +196,14 @@ TEST_F(RuntimeTest, AFailingBranchFailsTheJoinAndCancelsItsSiblings) {
       function() return ok_agent:ask("wait forever") end,
       function() return bad:ask("fail") end)
     return "not reached")");
-  double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(out.status, "failed");
   EXPECT_NE(out.error.find("troupe.parallel: branch 2 failed"), std::string::npos) << out.error;
   EXPECT_NE(out.error.find("unavailable"), std::string::npos) << out.error;
   EXPECT_LT(seconds, 5.0) << "the hanging sibling must be cancelled, not awaited";
   std::map<std::string, std::string> status;
-  for (const auto& s : steps(out.run_id)) status[s.step_key] = s.status;
+  for (const auto& s : steps(out.run_id))
+    status[s.step_key] = s.status;
   EXPECT_EQ(status["1.2/1"], "failed");
   EXPECT_EQ(status["1.1/1"], "cancelled");
 }
@@ -236,9 +237,10 @@ TEST_F(RuntimeTest, ASyntaxErrorNamesFileAndLineAndTheRunIsRecordedFailed) {
 }
 
 TEST_F(RuntimeTest, ARuntimeErrorCarriesALuaTraceback) {
-  auto out = run("local troupe = require('troupe')\n"
-                 "local function inner() error('boom') end\n"
-                 "return troupe.workflow{ name = 't', run = function() inner() end }\n");
+  auto out =
+      run("local troupe = require('troupe')\n"
+          "local function inner() error('boom') end\n"
+          "return troupe.workflow{ name = 't', run = function() inner() end }\n");
   EXPECT_EQ(out.status, "failed");
   EXPECT_NE(out.error.find("wf.lua:2: boom"), std::string::npos) << out.error;
   EXPECT_NE(out.error.find("stack traceback:"), std::string::npos) << out.error;
@@ -299,8 +301,9 @@ TEST_F(RuntimeTest, RunsCannotSeeOrChangeEachOthersGlobalsOrLibraries) {
   host();
   auto first = run_body("string.upper = nil; troupe.agent = nil; shared = 1; return 'x'");
   ASSERT_EQ(first.status, "succeeded") << first.error;
-  auto second = run_body("return { shared = shared == nil, upper = ('a'):upper(), "
-                         "s = string.upper('b'), agent = type(troupe.agent) }");
+  auto second = run_body(
+      "return { shared = shared == nil, upper = ('a'):upper(), "
+      "s = string.upper('b'), agent = type(troupe.agent) }");
   ASSERT_EQ(second.status, "succeeded") << second.error;
   EXPECT_EQ(json::parse(second.output_json),
             json::parse(R"({"shared":true,"upper":"A","s":"B","agent":"function"})"));
@@ -325,7 +328,8 @@ TEST_F(RuntimeTest, AnInfiniteLoopIsStoppedWhileOtherRunsKeepGoing) {
   std::map<std::string, RunOutcome> done;
   h.runtime().start(loop_spec, [&](const RunOutcome& o) { done["loop"] = o; });
   h.runtime().start(ok_spec, [&](const RunOutcome& o) { done["ok"] = o; });
-  while (done.size() < 2) h.loop().run_once(100);
+  while (done.size() < 2)
+    h.loop().run_once(100);
   EXPECT_EQ(done["ok"].status, "succeeded") << done["ok"].error;
   EXPECT_EQ(done["loop"].status, "failed");
   EXPECT_NE(done["loop"].error.find("instruction limit exceeded"), std::string::npos)
@@ -414,10 +418,12 @@ TEST_F(RuntimeTest, CancellingARunStopsItsPendingCallsAndRecordsIt) {
     out = o;
     finished = true;
   });
-  for (int i = 0; i < 5; ++i) h.loop().run_once(10);
+  for (int i = 0; i < 5; ++i)
+    h.loop().run_once(10);
   h.runtime().cancel(id, "stop please");
   auto t0 = std::chrono::steady_clock::now();
-  while (!finished) h.loop().run_once(100);
+  while (!finished)
+    h.loop().run_once(100);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
   EXPECT_EQ(out.status, "cancelled");
   EXPECT_EQ(out.error, "stop please");
@@ -428,7 +434,8 @@ TEST_F(RuntimeTest, CancellingARunStopsItsPendingCallsAndRecordsIt) {
 
 TEST_F(RuntimeTest, MathRandomIsSeededPerRunAndReproducibleWithASeed) {
   host();
-  const char* body = "math.randomseed(42); return { math.random(1, 1000), math.random(), math.random(5) }";
+  const char* body =
+      "math.randomseed(42); return { math.random(1, 1000), math.random(), math.random(5) }";
   auto a = run_body(body);
   auto b = run_body(body);
   ASSERT_EQ(a.status, "succeeded") << a.error;

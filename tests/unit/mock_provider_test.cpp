@@ -1,4 +1,5 @@
-// mock_provider_test.cpp: the mock provider's decisions — settings, rules, injected failures, replies, usage.
+// mock_provider_test.cpp: the mock provider's decisions — settings, rules, injected failures,
+// replies, usage.
 #include <stdexcept>
 #include <string>
 
@@ -16,13 +17,15 @@ using troupe::mock::Outcome;
 std::string request(const std::string& user, const std::string& model = "gpt-4o",
                     json extra = json::object()) {
   json r = {{"model", model}, {"messages", {{{"role", "user"}, {"content", user}}}}};
-  for (auto& [k, v] : extra.items()) r[k] = v;
+  for (auto& [k, v] : extra.items())
+    r[k] = v;
   return r.dump();
 }
 
 std::string request_with(json messages, json extra = json::object()) {
   json r = {{"model", "m"}, {"messages", std::move(messages)}};
-  for (auto& [k, v] : extra.items()) r[k] = v;
+  for (auto& [k, v] : extra.items())
+    r[k] = v;
   return r.dump();
 }
 
@@ -76,8 +79,9 @@ TEST(MockSettings, BadSettingsAreRejectedNamingTheField) {
   EXPECT_NE(message_of(R"({"latency_ms":-1})").find("latency_ms"), std::string::npos);
   EXPECT_NE(message_of(R"({"stream_chunk_chars":0})").find("stream_chunk_chars"),
             std::string::npos);
-  EXPECT_NE(message_of(R"({"rules":[{},{"error":{"status":"slow"}}]})").find("rules[1].error.status"),
-            std::string::npos);
+  EXPECT_NE(
+      message_of(R"({"rules":[{},{"error":{"status":"slow"}}]})").find("rules[1].error.status"),
+      std::string::npos);
   EXPECT_NE(message_of(R"({"rules":[{"replay":"x"}]})").find("rules[0].replay"), std::string::npos);
   EXPECT_NE(message_of(R"({"rules":[{"tool_calls":[{"name":"t","arguments":"{}"}]}]})")
                 .find("rules[0].tool_calls[0].arguments"),
@@ -236,8 +240,8 @@ TEST(MockUsage, TokensAreCeilingOfCharactersOverFour) {
   EXPECT_EQ(troupe::mock::count_chars("h\xC3\xA9llo"), 5u);  // "héllo": code points, not bytes
 
   auto e = engine(R"({"rules":[{"reply":"12345"}]})");
-  auto r = e.plan(request_with({{{"role", "system"}, {"content", "abc"}},
-                                {{"role", "user"}, {"content", "defgh"}}}));
+  auto r = e.plan(request_with(
+      {{{"role", "system"}, {"content", "abc"}}, {{"role", "user"}, {"content", "defgh"}}}));
   EXPECT_EQ(r.usage.input_tokens, 2u);   // 8 chars
   EXPECT_EQ(r.usage.output_tokens, 2u);  // 5 chars
   json usage = json::parse(r.usage_json());

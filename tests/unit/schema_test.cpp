@@ -1,4 +1,5 @@
-// schema_test.cpp: the JSON Schemas in sdk/schemas accept the documented formats and reject broken ones.
+// schema_test.cpp: the JSON Schemas in sdk/schemas accept the documented formats and reject broken
+// ones.
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -31,7 +32,8 @@ fs::path schema_dir() {
     return fs::path(src) / "sdk" / "schemas";
   }
   for (fs::path p = fs::current_path(); !p.empty(); p = p.parent_path()) {
-    if (fs::exists(p / "sdk" / "schemas" / "chat_request.schema.json")) return p / "sdk" / "schemas";
+    if (fs::exists(p / "sdk" / "schemas" / "chat_request.schema.json"))
+      return p / "sdk" / "schemas";
     if (p == p.parent_path()) break;
   }
   return "sdk/schemas";
@@ -66,7 +68,8 @@ std::string errors(const std::string& schema_name, const json& doc) {
   std::ostringstream out;
   valijson::ValidationResults::Error e;
   while (results.popError(e)) {
-    for (const auto& part : e.context) out << part;
+    for (const auto& part : e.context)
+      out << part;
     out << ": " << e.description << "\n";
   }
   return out.str();
@@ -75,7 +78,8 @@ std::string errors(const std::string& schema_name, const json& doc) {
 ::testing::AssertionResult Valid(const std::string& schema_name, const json& doc) {
   std::string e = errors(schema_name, doc);
   if (e.empty()) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << doc.dump() << "\nrejected by " << schema_name << ":\n" << e;
+  return ::testing::AssertionFailure() << doc.dump() << "\nrejected by " << schema_name << ":\n"
+                                       << e;
 }
 
 ::testing::AssertionResult Invalid(const std::string& schema_name, const json& doc) {
@@ -123,8 +127,9 @@ TEST(SchemaFiles, EverySchemaIsDraft07AndParses) {
 }
 
 TEST(ChatRequestSchema, AcceptsMinimalAndFullRequests) {
-  EXPECT_TRUE(Valid("chat_request",
-                    json::parse(R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]})")));
+  EXPECT_TRUE(
+      Valid("chat_request",
+            json::parse(R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]})")));
   EXPECT_TRUE(Valid("chat_request", full_request()));
   json r = full_request();
   for (const char* choice : {"auto", "none", "required"}) {
@@ -237,13 +242,12 @@ TEST(ChatResponseSchema, RejectsBrokenResponses) {
 TEST(StreamEventSchema, AcceptsEachEventType) {
   EXPECT_TRUE(Valid("stream_event", json::parse(R"({"type":"text_delta","text":"Hel"})")));
   EXPECT_TRUE(Valid("stream_event", json::parse(R"({"type":"reasoning_delta","text":"hmm"})")));
-  EXPECT_TRUE(Valid("stream_event",
-                    json::parse(R"({"type":"tool_call_delta","index":0,"id":"call_1",
+  EXPECT_TRUE(
+      Valid("stream_event", json::parse(R"({"type":"tool_call_delta","index":0,"id":"call_1",
                                     "name":"search","arguments":"{\"q\":"})")));
   EXPECT_TRUE(Valid("stream_event",
                     json::parse(R"({"type":"tool_call_delta","index":0,"arguments":"\"x\"}"})")));
-  EXPECT_TRUE(Valid("stream_event",
-                    json::parse(R"({"type":"usage","usage":{"input_tokens":5}})")));
+  EXPECT_TRUE(Valid("stream_event", json::parse(R"({"type":"usage","usage":{"input_tokens":5}})")));
 }
 
 TEST(StreamEventSchema, RejectsBrokenEvents) {
@@ -253,8 +257,9 @@ TEST(StreamEventSchema, RejectsBrokenEvents) {
   EXPECT_TRUE(Invalid("stream_event",
                       json::parse(R"({"type":"tool_call_delta","index":-1,"arguments":""})")));
   EXPECT_TRUE(Invalid("stream_event", json::parse(R"({"type":"usage","usage":{}})")));
-  EXPECT_TRUE(Invalid("stream_event",
-                      json::parse(R"({"type":"text_delta","text":"x","usage":{"input_tokens":1}})")));
+  EXPECT_TRUE(
+      Invalid("stream_event",
+              json::parse(R"({"type":"text_delta","text":"x","usage":{"input_tokens":1}})")));
 }
 
 TEST(ToolManifestSchema, AcceptsToolsAndRejectsBrokenOnes) {
@@ -284,8 +289,9 @@ TEST(ErrorSchema, AcceptsEveryStatusNameButOk) {
     json e = {{"status", status}, {"message", "x"}, {"retryable", false}, {"retry_after_ms", 0}};
     EXPECT_TRUE(Valid("error", e)) << status;
   }
-  EXPECT_TRUE(Invalid("error", json::parse(
-                                   R"({"status":"ok","message":"","retryable":false,"retry_after_ms":0})")));
+  EXPECT_TRUE(
+      Invalid("error",
+              json::parse(R"({"status":"ok","message":"","retryable":false,"retry_after_ms":0})")));
 }
 
 TEST(ErrorSchema, RejectsBrokenErrors) {
@@ -317,9 +323,11 @@ TEST(SchemaConformance, MockProviderResponsesFollowTheResponseAndEventSchemas) {
   auto reply = engine.plan(request.dump());
   ASSERT_EQ(reply.kind, troupe::mock::Outcome::Kind::reply);
   EXPECT_TRUE(Valid("chat_response", json::parse(reply.response_json())));
-  EXPECT_TRUE(Valid("stream_event", {{"type", "usage"}, {"usage", json::parse(reply.usage_json())}}));
+  EXPECT_TRUE(
+      Valid("stream_event", {{"type", "usage"}, {"usage", json::parse(reply.usage_json())}}));
 
-  json tools_request = json::parse(R"({"model":"m","messages":[{"role":"user","content":"weather?"}],
+  json tools_request =
+      json::parse(R"({"model":"m","messages":[{"role":"user","content":"weather?"}],
       "tools":[{"name":"get_weather","description":"d","parameters":{"type":"object"}}]})");
   ASSERT_TRUE(Valid("chat_request", tools_request));
   auto calls = engine.plan(tools_request.dump());

@@ -29,10 +29,8 @@ std::string get_string(const json& j, const std::string& where) {
 }
 
 uint64_t get_uint(const json& j, const std::string& where, uint64_t max) {
-  if (!j.is_number_integer() || (j.is_number_integer() && !j.is_number_unsigned() &&
-                                 j.get<int64_t>() < 0)) {
-    bad(where, "must be a non-negative integer");
-  }
+  // nlohmann parses every non-negative integer as unsigned
+  if (!j.is_number_unsigned()) bad(where, "must be a non-negative integer");
   uint64_t v = j.get<uint64_t>();
   if (v > max) bad(where, "must be at most " + std::to_string(max));
   return v;
@@ -43,10 +41,9 @@ bool default_retryable(troupe_status_t s) {
          s == TROUPE_TRANSPORT;
 }
 
-const char* const kStatusNames[] = {
-    "invalid_argument", "unsupported", "not_found", "auth",        "rate_limited",
-    "transport",        "timeout",     "cancelled", "budget_exceeded", "unavailable",
-    "too_large",        "internal"};
+const char* const kStatusNames[] = {"invalid_argument", "unsupported", "not_found", "auth",
+                                    "rate_limited",     "transport",   "timeout",   "cancelled",
+                                    "budget_exceeded",  "unavailable", "too_large", "internal"};
 
 Failure parse_failure(const json& j, const std::string& where) {
   if (!j.is_object()) bad(where, "must be an object");
@@ -56,7 +53,6 @@ Failure parse_failure(const json& j, const std::string& where) {
     std::string at = where + "." + key;
     if (key == "status") {
       std::string name = get_string(value, at);
-      have_status = false;
       for (size_t i = 0; i < sizeof kStatusNames / sizeof kStatusNames[0]; ++i) {
         if (name == kStatusNames[i]) {
           f.status = static_cast<troupe_status_t>(i + 1);  // the codes follow the table
@@ -65,7 +61,8 @@ Failure parse_failure(const json& j, const std::string& where) {
       }
       if (!have_status) {
         std::string all;
-        for (const char* n : kStatusNames) all += std::string(all.empty() ? "" : ", ") + n;
+        for (const char* n : kStatusNames)
+          all += std::string(all.empty() ? "" : ", ") + n;
         bad(at, "unknown status \"" + name + "\" (expected one of " + all + ")");
       }
     } else if (key == "message") {
@@ -157,7 +154,8 @@ const Message* last_with_role(const ChatRequest& r, std::string_view role) {
 
 std::string lower(std::string_view s) {
   std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -242,7 +240,8 @@ std::string join_words(const std::vector<std::string>& words) {
 std::string reply_to_tool_results(const ChatRequest& r) {
   // The tool results since the last assistant turn, in order.
   size_t first = r.messages.size();
-  while (first > 0 && r.messages[first - 1].role == "tool") --first;
+  while (first > 0 && r.messages[first - 1].role == "tool")
+    --first;
   std::string text;
   for (size_t i = first; i < r.messages.size(); ++i) {
     const Message& m = r.messages[i];
@@ -384,17 +383,16 @@ std::optional<Failure> injected_failure(std::string_view model) {
 
 std::vector<std::string> key_words(std::string_view text, size_t max) {
   static const char* const kStop[] = {
-      "about",     "above",    "after",      "again",     "against",  "also",     "analyse",
-      "analyze",   "because",  "diff",       "fixes",     "index",  "been",       "before",    "being",    "below",    "between",
-      "both",      "could",    "does",       "doing",     "down",     "during",   "each",
-      "following", "from",     "further",    "have",      "having",   "here",     "into",
-      "just",      "like",     "make",       "more",      "most",     "need",     "only",
-      "other",     "over",     "please",     "review",    "same",     "should",   "some",
-      "such",      "suggest",  "synthesise", "synthesize", "than",    "that",     "their",
-      "them",      "then",     "there",      "these",     "they",     "this",     "those",
-      "through",   "under",    "until",      "very",      "want",     "were",     "what",
-      "when",      "where",    "which",      "while",     "will",     "with",     "would",
-      "your",      "yours"};
+      "about",      "above",  "after",   "again",   "against", "also",   "analyse", "analyze",
+      "because",    "diff",   "fixes",   "index",   "been",    "before", "being",   "below",
+      "between",    "both",   "could",   "does",    "doing",   "down",   "during",  "each",
+      "following",  "from",   "further", "have",    "having",  "here",   "into",    "just",
+      "like",       "make",   "more",    "most",    "need",    "only",   "other",   "over",
+      "please",     "review", "same",    "should",  "some",    "such",   "suggest", "synthesise",
+      "synthesize", "than",   "that",    "their",   "them",    "then",   "there",   "these",
+      "they",       "this",   "those",   "through", "under",   "until",  "very",    "want",
+      "were",       "what",   "when",    "where",   "which",   "while",  "will",    "with",
+      "would",      "your",   "yours"};
   struct Seen {
     size_t count = 0;
     size_t first = 0;
@@ -404,8 +402,9 @@ std::vector<std::string> key_words(std::string_view text, size_t max) {
   std::string word;
   auto flush = [&] {
     // Words with digits are mostly hashes, numbers and versions: noise, not topics.
-    bool has_digit = std::any_of(word.begin(), word.end(),
-                                 [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    bool has_digit = std::any_of(word.begin(), word.end(), [](char c) {
+      return std::isdigit(static_cast<unsigned char>(c));
+    });
     if (count_chars(word) >= 4 && !has_digit &&
         std::none_of(std::begin(kStop), std::end(kStop),
                      [&](const char* s) { return word == s; })) {
@@ -464,8 +463,8 @@ std::string default_reply(const ChatRequest& r) {
     case Persona::reviewer:
       return "Review of " + quoted + ": the change is focused and readable; it centres on " +
              listed + ". Points to address: error handling around " +
-             word(0, "the main code path") + " and test coverage for " +
-             word(1, "the edge cases") + ". Verdict: approve after these small fixes.";
+             word(0, "the main code path") + " and test coverage for " + word(1, "the edge cases") +
+             ". Verdict: approve after these small fixes.";
     case Persona::tester:
       return "Test plan for " + quoted + ":\n1. Unit tests for " + word(0, "the main behaviour") +
              ".\n2. Edge cases and invalid input around " + word(1, "the inputs") +
@@ -595,7 +594,8 @@ Outcome Engine::plan(std::string_view request_json) {
   }
 
   uint64_t input_chars = 0;
-  for (const Message& m : req.messages) input_chars += count_chars(m.content);
+  for (const Message& m : req.messages)
+    input_chars += count_chars(m.content);
   uint64_t output_chars = count_chars(out.text);
   for (const ToolCall& t : out.tool_calls) {
     output_chars += count_chars(t.name) + count_chars(t.arguments_json);

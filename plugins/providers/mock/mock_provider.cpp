@@ -42,8 +42,8 @@ class MockProvider : public troupe::sdk::Plugin {
       return;
     }
     if (job->outcome.kind == Outcome::Kind::reply && job->call->stream()) {
-      job->chunks = troupe::mock::split_chunks(job->outcome.text,
-                                               engine_.settings().stream_chunk_chars);
+      job->chunks =
+          troupe::mock::split_chunks(job->outcome.text, engine_.settings().stream_chunk_chars);
     }
     if (job->outcome.latency_ms == 0) {  // the fast path: everything inside invoke()
       while (!step(*job)) {

@@ -93,7 +93,8 @@ static int skip_value(reader* r) {
     } while (depth > 0 && r->p < r->end);
     return depth == 0;
   }
-  while (r->p < r->end && strchr(",}] \t\r\n", *r->p) == NULL) r->p++; /* number, literal */
+  while (r->p < r->end && strchr(",}] \t\r\n", *r->p) == NULL)
+    r->p++; /* number, literal */
   return 1;
 }
 
@@ -120,10 +121,10 @@ static int accept(reader* r, char c) {
 }
 
 typedef struct chat_request {
-  span model;          /* "model", escaped */
-  span last_user;      /* "content" of the last message whose role is "user", escaped */
-  int found_user;      /* 1 when last_user is set */
-  size_t input_chars;  /* all message contents together, for the usage report */
+  span model;         /* "model", escaped */
+  span last_user;     /* "content" of the last message whose role is "user", escaped */
+  int found_user;     /* 1 when last_user is set */
+  size_t input_chars; /* all message contents together, for the usage report */
 } chat_request;
 
 /* One message object: {"role": "...", "content": "...", ...} in any key order. */

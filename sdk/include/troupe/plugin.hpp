@@ -78,20 +78,34 @@ inline std::string_view to_view(troupe_str_t s) {
 // TROUPE_RATE_LIMITED -> "rate_limited". Unknown codes give "unknown".
 inline const char* status_name(troupe_status_t status) {
   switch (status) {
-    case TROUPE_OK: return "ok";
-    case TROUPE_INVALID_ARGUMENT: return "invalid_argument";
-    case TROUPE_UNSUPPORTED: return "unsupported";
-    case TROUPE_NOT_FOUND: return "not_found";
-    case TROUPE_AUTH: return "auth";
-    case TROUPE_RATE_LIMITED: return "rate_limited";
-    case TROUPE_TRANSPORT: return "transport";
-    case TROUPE_TIMEOUT: return "timeout";
-    case TROUPE_CANCELLED: return "cancelled";
-    case TROUPE_BUDGET_EXCEEDED: return "budget_exceeded";
-    case TROUPE_UNAVAILABLE: return "unavailable";
-    case TROUPE_TOO_LARGE: return "too_large";
-    case TROUPE_INTERNAL: return "internal";
-    default: return "unknown";
+    case TROUPE_OK:
+      return "ok";
+    case TROUPE_INVALID_ARGUMENT:
+      return "invalid_argument";
+    case TROUPE_UNSUPPORTED:
+      return "unsupported";
+    case TROUPE_NOT_FOUND:
+      return "not_found";
+    case TROUPE_AUTH:
+      return "auth";
+    case TROUPE_RATE_LIMITED:
+      return "rate_limited";
+    case TROUPE_TRANSPORT:
+      return "transport";
+    case TROUPE_TIMEOUT:
+      return "timeout";
+    case TROUPE_CANCELLED:
+      return "cancelled";
+    case TROUPE_BUDGET_EXCEEDED:
+      return "budget_exceeded";
+    case TROUPE_UNAVAILABLE:
+      return "unavailable";
+    case TROUPE_TOO_LARGE:
+      return "too_large";
+    case TROUPE_INTERNAL:
+      return "internal";
+    default:
+      return "unknown";
   }
 }
 
@@ -254,8 +268,7 @@ inline void http_on_chunk(void* user_data, troupe_str_t data) noexcept {
   });
 }
 
-inline void http_on_complete(void* user_data, troupe_status_t status,
-                             troupe_str_t error) noexcept {
+inline void http_on_complete(void* user_data, troupe_status_t status, troupe_str_t error) noexcept {
   auto* closure = static_cast<HttpClosure*>(user_data);
   guarded(closure->api, closure->host, "an HTTP on_complete handler", [&] {
     if (closure->handlers.on_complete) closure->handlers.on_complete(status, to_view(error));
@@ -446,8 +459,8 @@ class Call {
   troupe_call_id_t id() const { return id_; }
   const std::string& operation() const { return operation_; }  // "chat", "tool.<name>"
   const std::string& request() const { return request_; }      // JSON
-  bool stream() const { return stream_; }            // the caller wants stream events
-  uint32_t timeout_ms() const { return timeout_ms_; }  // the host's deadline; 0 = none
+  bool stream() const { return stream_; }                      // the caller wants stream events
+  uint32_t timeout_ms() const { return timeout_ms_; }          // the host's deadline; 0 = none
   bool completed() const { return completed_.load(); }
 
   // Stream events. Ignored once the call has completed. Send them only when stream() is
@@ -521,9 +534,7 @@ class Call {
     return true;
   }
 
-  void drop() noexcept {
-    fail(TROUPE_INTERNAL, "plugin dropped the call without completing it");
-  }
+  void drop() noexcept { fail(TROUPE_INTERNAL, "plugin dropped the call without completing it"); }
 
   const troupe_host_api_t* api_;
   troupe_host_t* host_;
@@ -590,9 +601,8 @@ inline char* create_error_buffer() {
 }
 
 template <class P>
-troupe_status_t create(const troupe_host_api_t* api, troupe_host_t* host,
-                       troupe_str_t config_json, void** out_instance,
-                       troupe_str_t* out_error) noexcept {
+troupe_status_t create(const troupe_host_api_t* api, troupe_host_t* host, troupe_str_t config_json,
+                       void** out_instance, troupe_str_t* out_error) noexcept {
   static_assert(std::is_base_of_v<Plugin, P>, "TROUPE_PLUGIN: the class must derive from Plugin");
   char* buffer = create_error_buffer();
   try {
@@ -660,23 +670,23 @@ inline void cancel(void* instance, troupe_call_id_t call_id) noexcept {
 // at namespace scope, in one .cpp of the plugin. kind is TROUPE_PLUGIN_PROVIDER or
 // TROUPE_PLUGIN_INTEGRATION; name matches [a-z0-9_-]+ and is the .so's file name.
 // describe() returns NULL for a host of another ABI major, as plugin.h requires.
-#define TROUPE_PLUGIN(Class, kind, name, version, description, capabilities)                  \
-  extern "C" TROUPE_EXPORT const troupe_plugin_descriptor_t* troupe_plugin_describe(         \
-      uint32_t host_abi_major, uint32_t host_abi_minor) {                                    \
-    static constexpr troupe_plugin_descriptor_t descriptor = {                               \
-        sizeof(troupe_plugin_descriptor_t),                                                  \
-        TROUPE_ABI_MAJOR,                                                                    \
-        TROUPE_ABI_MINOR,                                                                    \
-        (kind),                                                                              \
-        (name),                                                                              \
-        (version),                                                                           \
-        (description),                                                                       \
-        (capabilities),                                                                      \
-        &::troupe::sdk::detail::create<Class>,                                               \
-        &::troupe::sdk::detail::destroy,                                                     \
-        &::troupe::sdk::detail::invoke,                                                      \
-        &::troupe::sdk::detail::cancel,                                                      \
-    };                                                                                       \
-    (void)host_abi_minor; /* a newer host minor is fine; the host refuses an older one */    \
-    return host_abi_major == TROUPE_ABI_MAJOR ? &descriptor : nullptr;                       \
+#define TROUPE_PLUGIN(Class, kind, name, version, description, capabilities)              \
+  extern "C" TROUPE_EXPORT const troupe_plugin_descriptor_t* troupe_plugin_describe(      \
+      uint32_t host_abi_major, uint32_t host_abi_minor) {                                 \
+    static constexpr troupe_plugin_descriptor_t descriptor = {                            \
+        sizeof(troupe_plugin_descriptor_t),                                               \
+        TROUPE_ABI_MAJOR,                                                                 \
+        TROUPE_ABI_MINOR,                                                                 \
+        (kind),                                                                           \
+        (name),                                                                           \
+        (version),                                                                        \
+        (description),                                                                    \
+        (capabilities),                                                                   \
+        &::troupe::sdk::detail::create<Class>,                                            \
+        &::troupe::sdk::detail::destroy,                                                  \
+        &::troupe::sdk::detail::invoke,                                                   \
+        &::troupe::sdk::detail::cancel,                                                   \
+    };                                                                                    \
+    (void)host_abi_minor; /* a newer host minor is fine; the host refuses an older one */ \
+    return host_abi_major == TROUPE_ABI_MAJOR ? &descriptor : nullptr;                    \
   }
