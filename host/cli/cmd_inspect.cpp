@@ -214,6 +214,7 @@ int cmd_events(const Common& common, const std::string& id, bool follow) {
   Style s = style_for(STDOUT_FILENO);
   int64_t after = 0;
   bool finished = false;
+  int polls_after_end = 0;  // polls since the run was seen ended without its run.finished
   while (true) {
     auto events = store->get_events(run->id, after, 1000);
     for (const auto& ev : events) {
@@ -237,9 +238,10 @@ int cmd_events(const Common& common, const std::string& id, bool follow) {
     if (events.empty()) {
       auto current = store->get_run(run->id);
       if (current && current->status != "running") {
-        // The run ended; print whatever arrived meanwhile, then stop.
-        if (store->get_events(run->id, after, 1).empty()) break;
-        continue;
+        // The run ended. Its run.finished event may commit a moment after the status (the
+        // writer can split them across two transactions): give it a few polls, then stop.
+        if (store->get_events(run->id, after, 1).empty() && ++polls_after_end > 5) break;
+        if (polls_after_end == 0) continue;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }

@@ -89,7 +89,9 @@ void print_table(const std::vector<std::vector<std::string>>& rows, const Style&
   std::vector<size_t> widths;
   for (const auto& row : rows) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
-    for (size_t i = 0; i < row.size(); ++i)
+    // A row's last cell is printed unpadded, so it must not widen its column: a short row
+    // (show's "error: ..." line under a step) would otherwise stretch the whole table.
+    for (size_t i = 0; i + 1 < row.size(); ++i)
       widths[i] = std::max(widths[i], width_of(row[i]));
   }
   for (size_t r = 0; r < rows.size(); ++r) {

@@ -23,10 +23,25 @@ Core* core_of(lua_State* L) {
   return static_cast<Core*>(lua_touserdata(L, lua_upvalueindex(1)));
 }
 
+// The calls that wait must be able to yield: not from inside a metamethod, a table.sort
+// comparator or a string.gsub callback, whose C caller cannot be suspended.
+Task* waiting_task_of(lua_State* L, const char* what);
+
 Task* task_of(lua_State* L) {
   Task* t = task_slot(L);
   if (t == nullptr || t->finished)
     luaL_error(L, "troupe: this can only be used inside a running workflow");
+  return t;
+}
+
+Task* waiting_task_of(lua_State* L, const char* what) {
+  Task* t = task_of(L);
+  if (!lua_isyieldable(L)) {
+    luaL_error(L,
+               "%s cannot wait here: it was called from a metamethod or a callback of a C "
+               "function (table.sort, string.gsub, ...), which cannot be suspended",
+               what);
+  }
   return t;
 }
 
@@ -79,7 +94,7 @@ int yield_for_host(lua_State* L, Task* t) {
 // host.chat(agent, "provider/model", role|nil, request, stream) -> true, response | false, error
 int host_chat(lua_State* L) {
   Core* core = core_of(L);
-  Task* t = task_of(L);
+  Task* t = waiting_task_of(L, "agent:ask/chat");
   std::string agent = luaL_checkstring(L, 1);
   std::string model = luaL_checkstring(L, 2);
   std::string role = luaL_optstring(L, 3, "");
@@ -197,7 +212,7 @@ int host_chat(lua_State* L) {
 // host.sleep(seconds) -> true
 int host_sleep(lua_State* L) {
   Core* core = core_of(L);
-  Task* t = task_of(L);
+  Task* t = waiting_task_of(L, "troupe.sleep");
   double seconds = luaL_checknumber(L, 1);
   if (!(seconds >= 0) || seconds > 365.0 * 24 * 3600) {
     return luaL_error(L, "troupe.sleep: %f is not a number of seconds between 0 and a year",
@@ -238,7 +253,7 @@ int host_sleep(lua_State* L) {
 // host.parallel(f1, f2, ...) -> true, r1, r2, ... | false, error
 int host_parallel(lua_State* L) {
   Core* core = core_of(L);
-  Task* t = task_of(L);
+  Task* t = waiting_task_of(L, "troupe.parallel");
   int n = lua_gettop(L);
   if (n == 0) {
     lua_pushboolean(L, 1);
@@ -267,7 +282,7 @@ int host_parallel(lua_State* L) {
 // host.map(list, fn, concurrency) -> true, results | false, error
 int host_map(lua_State* L) {
   Core* core = core_of(L);
-  Task* t = task_of(L);
+  Task* t = waiting_task_of(L, "troupe.map");
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_Integer concurrency = luaL_optinteger(L, 3, 0);
@@ -527,7 +542,12 @@ int host_find_module(lua_State* L) {
 }
 
 int host_set_workflow(lua_State* L) {
-  task_of(L)->run->workflow = luaL_checkstring(L, 1);
+  Core* core = core_of(L);
+  Run& run = *task_of(L)->run;
+  const char* name = luaL_checkstring(L, 1);
+  if (run.workflow == name) return 0;
+  run.workflow = name;
+  if (core->store) core->store->set_run_workflow(run.id, run.workflow);
   return 0;
 }
 

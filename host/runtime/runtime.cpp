@@ -293,7 +293,7 @@ void Core::drive() {
 void Core::resume(const std::shared_ptr<Task>& task, const Pusher& push) {
   Run& run = *task->run;
   if (task->finished || run.done) return;
-  std::shared_ptr<Run> keep = runs[run.id];  // finish_run may drop the run from the table
+  std::shared_ptr<Run> keep = runs.at(run.id);  // finish_run may drop the run from the table
   memory.set_current(run.mem_slot);
   int nargs = push ? push(task->co) : 0;
   task->host_yield = task->preempted = false;
@@ -527,7 +527,7 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
                       const std::string& error) {
   if (run.done) return;
   run.done = true;
-  std::shared_ptr<Run> keep = runs[run.id];
+  std::shared_ptr<Run> keep = runs.at(run.id);
   if (run.root) cancel_task(*run.root);
   std::string clean_error = log::redact(error);
   int64_t now = unix_ms();

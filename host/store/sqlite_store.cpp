@@ -42,14 +42,28 @@ struct FinishRun {
   std::string error;
   int64_t finished_ms = 0;
 };
-using Write = std::variant<RunRecord, FinishRun, StepRecord, EventRecord>;
+// The workflow's declared name, known once its script has run (runs start under the file name).
+struct NameRun {
+  std::string run_id;
+  std::string workflow;
+};
+using Write = std::variant<RunRecord, FinishRun, StepRecord, EventRecord, NameRun>;
 
 struct Op {
   Write write;
   Store::Done done;
 };
 
-enum WriteStmt { kBegin, kCommit, kRollback, kInsertRun, kFinishRun, kUpsertStep, kInsertEvent };
+enum WriteStmt {
+  kBegin,
+  kCommit,
+  kRollback,
+  kInsertRun,
+  kFinishRun,
+  kUpsertStep,
+  kInsertEvent,
+  kNameRun
+};
 const char* const kWriteSql[] = {
     "BEGIN IMMEDIATE",
     "COMMIT",
@@ -61,6 +75,7 @@ const char* const kWriteSql[] = {
     "status, error, input_tokens, output_tokens, started_ms, finished_ms, latency_us) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     "INSERT INTO events (run_id, ts_ms, type, step_key, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+    "UPDATE runs SET workflow = ?2 WHERE id = ?1",
 };
 constexpr size_t kWriteStmtCount = std::size(kWriteSql);
 
@@ -150,6 +165,7 @@ RunRecord read_run(sqlite3_stmt* stmt) {
 std::string describe(const Write& write) {
   if (auto* run = std::get_if<RunRecord>(&write)) return "create_run '" + run->id + "'";
   if (auto* fin = std::get_if<FinishRun>(&write)) return "finish_run '" + fin->run_id + "'";
+  if (auto* name = std::get_if<NameRun>(&write)) return "set_run_workflow '" + name->run_id + "'";
   if (auto* step = std::get_if<StepRecord>(&write)) {
     return "record_step '" + step->run_id + "' '" + step->step_key + "'";
   }
@@ -169,6 +185,10 @@ class SqliteStore final : public Store {
                   const std::string& output_json, const std::string& error, int64_t finished_ms,
                   Done on_durable) override {
     enqueue(FinishRun{run_id, status, output_json, error, finished_ms}, std::move(on_durable));
+  }
+  void set_run_workflow(const std::string& run_id, const std::string& workflow,
+                        Done on_durable) override {
+    enqueue(NameRun{run_id, workflow}, std::move(on_durable));
   }
   void record_step(const StepRecord& step, Done on_durable) override {
     enqueue(step, std::move(on_durable));
@@ -443,6 +463,14 @@ std::string SqliteStore::apply(const Write& write) {
     bind_text(stmt, 4, fin->error);
     sqlite3_bind_int64(stmt, 5, fin->finished_ms);
     std::string error = run_write(kFinishRun);
+    if (error.empty() && sqlite3_changes(wdb_.get()) == 0) error = "no such run";
+    return error;
+  }
+  if (auto* name = std::get_if<NameRun>(&write)) {
+    sqlite3_stmt* stmt = wstmts_[kNameRun].get();
+    bind_text(stmt, 1, name->run_id);
+    bind_text(stmt, 2, name->workflow);
+    std::string error = run_write(kNameRun);
     if (error.empty() && sqlite3_changes(wdb_.get()) == 0) error = "no such run";
     return error;
   }

@@ -91,6 +91,10 @@ class Store {
   virtual void finish_run(const std::string& run_id, const std::string& status,
                           const std::string& output_json, const std::string& error,
                           int64_t finished_ms, Done on_durable = {}) = 0;
+  // Renames the run's workflow (runs are created under their file's name; the script's
+  // troupe.workflow{name=...} is known only once it ran).
+  virtual void set_run_workflow(const std::string& run_id, const std::string& workflow,
+                                Done on_durable = {}) = 0;
   // Inserts or replaces the step (run_id, step_key).
   virtual void record_step(const StepRecord& step, Done on_durable = {}) = 0;
   virtual void append_event(const EventRecord& event, Done on_durable = {}) = 0;

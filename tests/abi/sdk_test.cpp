@@ -21,6 +21,9 @@ using troupe::sdk::Call;
 using troupe::sdk::Host;
 using troupe::testing::FakeHost;
 
+// Captured by callbacks that never run, to see that destroy() frees them.
+std::shared_ptr<int> g_token = std::make_shared<int>(0);
+
 // What the test plugin does is chosen by the request text.
 class Probe : public troupe::sdk::Plugin {
  public:
@@ -62,6 +65,17 @@ class Probe : public troupe::sdk::Plugin {
     } else if (r == "pending-timer") {
       host().timer(100000, [call] { call->finish("{}"); });  // outlives the instance
       kept_ = call;
+    } else if (r == "pending-callbacks") {
+      // A post the loop never runs and a transfer that never completes before destroy.
+      std::shared_ptr<int> token = g_token;
+      host().post([token] {});
+      troupe::sdk::HttpRequest req;
+      req.url = "http://127.0.0.1:1/";
+      troupe::sdk::HttpHandlers handlers;
+      handlers.on_complete = [token](troupe_status_t, std::string_view) {};
+      host().http(req, std::move(handlers));
+      host().timer(1000, [token] {});
+      call->finish("{}");
     } else if (r == "thread") {
       // Work on another thread, completion posted back to the loop.
       Host h = host();
@@ -260,6 +274,16 @@ TEST_F(SdkTest, DestroyCancelsTheTimersTheSdkStillOwns) {
   d_->destroy(instance_);
   instance_ = nullptr;
   EXPECT_EQ(host_.pending_timers(), 0u);  // and the closure was freed (ASan checks leaks)
+}
+
+TEST_F(SdkTest, DestroyFreesTheClosuresOfCallbacksTheHostWillNeverRun) {
+  create();
+  call(14, "pending-callbacks");
+  EXPECT_EQ(g_token.use_count(), 4);  // held by the post, the transfer and the timer
+  d_->destroy(instance_);             // like the real host, the fake never runs them after this
+  instance_ = nullptr;
+  EXPECT_EQ(g_token.use_count(), 1);
+  EXPECT_EQ(host_.pending_timers(), 0u);
 }
 
 TEST_F(SdkTest, WorkerThreadsCanPostOrCompleteDirectly) {

@@ -96,7 +96,7 @@ TEST_F(RuntimeTest, RunsAWorkflowAndJournalsItsSteps) {
   auto rec = host_->store()->get_run(out.run_id);
   ASSERT_TRUE(rec);
   EXPECT_EQ(rec->status, "succeeded");
-  EXPECT_EQ(rec->workflow, "wf");
+  EXPECT_EQ(rec->workflow, "test");  // the declared name, not the file's
   auto st = steps(out.run_id);
   ASSERT_EQ(st.size(), 1u);
   EXPECT_EQ(st[0].step_key, "1");
@@ -366,6 +366,44 @@ TEST_F(RuntimeTest, UserCoroutinesCanWaitOnHostCalls) {
     return { gen(), gen(), gen() })");
   ASSERT_EQ(out.status, "succeeded") << out.error;
   EXPECT_EQ(out.output_json, "[1,2,3]");
+}
+
+TEST_F(RuntimeTest, WaitingWhereLuaCannotSuspendIsAClearErrorNotAHang) {
+  auto out = run_body(R"(
+    local t = { 3, 1, 2 }
+    table.sort(t, function(a, b) troupe.sleep(0) return a < b end)
+    return t)");
+  EXPECT_EQ(out.status, "failed");
+  EXPECT_NE(out.error.find("troupe.sleep cannot wait here"), std::string::npos) << out.error;
+  EXPECT_TRUE(steps(out.run_id).empty()) << "nothing may start that cannot be waited for";
+}
+
+TEST_F(RuntimeTest, ThousandsOfRunsAreInFlightAtOnceOnOneThread) {
+  Host& h = host({{"latency_ms", 50}});
+  RunSpec spec;
+  spec.source_path = write("wf.lua", R"(
+    local troupe = require("troupe")
+    local a = troupe.agent{ name = "a", model = "mock/m" }
+    return troupe.workflow{ name = "many", run = function(input)
+      troupe.sleep(0.05)
+      return a:ask("run " .. input.i) ~= nil
+    end })");
+  const int kRuns = 2000;
+  int succeeded = 0, finished = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRuns; ++i) {
+    spec.input_json = "{\"i\":" + std::to_string(i) + "}";
+    h.runtime().start(spec, [&](const RunOutcome& o) {
+      ++finished;
+      if (o.status == "succeeded") ++succeeded;
+    });
+  }
+  EXPECT_EQ(h.runtime().active_runs(), static_cast<size_t>(kRuns));
+  while (finished < kRuns)
+    h.loop().run_once(100);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(succeeded, kRuns);
+  EXPECT_LT(seconds, 20.0) << "2000 runs of ~100 ms each must overlap";
 }
 
 TEST_F(RuntimeTest, YieldingStraightToTheHostIsAnError) {

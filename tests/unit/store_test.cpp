@@ -310,6 +310,21 @@ TEST_F(StoreTest, FinishRunSetsStatusOutputErrorAndFinishTime) {
   EXPECT_EQ(bad->input_json, R"({"n":1})");  // untouched
 }
 
+TEST_F(StoreTest, SetRunWorkflowRenamesARunAndReportsUnknownRuns) {
+  auto store = Store::open(path());
+  store->create_run(make_run("r"));
+  bool renamed = false, unknown = true;
+  store->set_run_workflow("r", "release_notes", [&](bool ok) { renamed = ok; });
+  store->set_run_workflow("nobody", "x", [&](bool ok) { unknown = ok; });
+  store->flush();
+  EXPECT_TRUE(renamed);
+  EXPECT_FALSE(unknown);
+  EXPECT_EQ(store->get_run("r")->workflow, "release_notes");
+  RunFilter by_name;
+  by_name.workflow = "release_notes";
+  EXPECT_EQ(store->list_runs(by_name).size(), 1u);
+}
+
 TEST_F(StoreTest, RecordStepReplacesTheSameStepKey) {
   auto store = Store::open(path());
   store->create_run(make_run("r"));

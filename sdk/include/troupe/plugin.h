@@ -252,7 +252,9 @@ typedef troupe_status_t (*troupe_plugin_create_fn)(const troupe_host_api_t* api,
                                                    void** out_instance, troupe_str_t* out_error);
 
 /* Destroy an instance. The host calls it only once no call of the instance is in flight.
-** Loop thread. */
+** After destroy() returns the host runs no callback of the instance: pending timers, posted
+** functions and HTTP callbacks are dropped, so the plugin frees their user_data here. A plugin
+** joins any thread of its own here (the library may be unloaded right after). Loop thread. */
 typedef void (*troupe_plugin_destroy_fn)(void* instance);
 
 /* Start a call. Returns at once; the plugin later calls api->complete(host, call->id, ...)

@@ -35,7 +35,8 @@
 //     the caller.
 //   - Closures: timer(), post() and http() take std::function; the SDK owns the heap state
 //     behind the C callback's user_data and frees it when the callback has run (or the timer
-//     was cancelled). Timers still pending when the instance is destroyed are cancelled.
+//     was cancelled). When the instance is destroyed, pending timers are cancelled and the
+//     closures of callbacks that will never run (the host drops them) are freed.
 //
 // Threading follows plugin.h: hooks (constructor, invoke, cancel, destructor) and every
 // timer/post/HTTP callback run on the host's loop thread. Call's methods and Host::post,
@@ -52,11 +53,13 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -153,54 +156,6 @@ void guarded(const troupe_host_api_t* api, troupe_host_t* host, const char* wher
   }
 }
 
-struct HostState;
-
-// Heap state behind one timer: the closure, and enough to unregister itself.
-struct TimerClosure {
-  std::function<void()> fn;
-  const troupe_host_api_t* api = nullptr;
-  troupe_host_t* host = nullptr;
-  std::weak_ptr<HostState> state;
-  troupe_handle_t handle = 0;
-};
-
-// Per-instance state shared by every copy of a Host: the timers the SDK still owns.
-// Touched only on the loop thread (timers are loop-thread only), so no lock.
-struct HostState {
-  std::unordered_map<troupe_handle_t, TimerClosure*> timers;
-
-  // Cancels every pending timer and frees its closure. Called when the instance is
-  // destroyed, while the host api is still valid, so no timer fires into a dead plugin.
-  void cancel_all(const troupe_host_api_t* api, troupe_host_t* host) noexcept {
-    auto pending = std::move(timers);
-    timers.clear();
-    for (auto& [handle, closure] : pending) {
-      if (api->timer_cancel(host, handle)) delete closure;
-      // else: the host no longer knows the timer; if it still fires, the closure frees
-      // itself (its weak state pointer is then simply expired).
-    }
-  }
-};
-
-inline void run_timer(void* user_data) noexcept {
-  auto* closure = static_cast<TimerClosure*>(user_data);
-  if (auto state = closure->state.lock()) state->timers.erase(closure->handle);
-  guarded(closure->api, closure->host, "a timer callback", [&] { closure->fn(); });
-  delete closure;
-}
-
-struct PostClosure {
-  std::function<void()> fn;
-  const troupe_host_api_t* api = nullptr;
-  troupe_host_t* host = nullptr;
-};
-
-inline void run_posted(void* user_data) noexcept {
-  auto* closure = static_cast<PostClosure*>(user_data);
-  guarded(closure->api, closure->host, "a posted function", [&] { closure->fn(); });
-  delete closure;
-}
-
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------
@@ -240,11 +195,87 @@ struct HttpTransfer {
 
 namespace detail {
 
+// ---------------------------------------------------------------------------------------
+// What the SDK keeps behind the C callbacks' user_data
+// ---------------------------------------------------------------------------------------
+
+struct HostState;
+
+// The heap state behind one timer, posted function or HTTP transfer. Each knows its
+// instance's HostState (weakly), so it can unregister itself when its callback has run.
+struct TimerClosure {
+  std::function<void()> fn;
+  const troupe_host_api_t* api = nullptr;
+  troupe_host_t* host = nullptr;
+  std::weak_ptr<HostState> state;
+  troupe_handle_t handle = 0;
+};
+
+struct PostClosure {
+  std::function<void()> fn;
+  const troupe_host_api_t* api = nullptr;
+  troupe_host_t* host = nullptr;
+  std::weak_ptr<HostState> state;
+};
+
 struct HttpClosure {
   HttpHandlers handlers;
   const troupe_host_api_t* api = nullptr;
   troupe_host_t* host = nullptr;
+  std::weak_ptr<HostState> state;
 };
+
+// Per-instance state shared by every copy of a Host: the closures whose callbacks have not
+// run yet. When the instance is destroyed the host drops whatever is still pending (no
+// callback runs after destroy()), so the SDK frees those closures itself then.
+struct HostState {
+  std::mutex mu;  // post() may be called from any thread; the rest is loop-thread only
+  std::unordered_map<troupe_handle_t, TimerClosure*> timers;
+  std::unordered_set<PostClosure*> posts;
+  std::unordered_set<HttpClosure*> transfers;
+
+  // Cancels what can be cancelled and frees every pending closure. Called by destroy(),
+  // after the plugin object is gone and while the host api is still valid.
+  void release_all(const troupe_host_api_t* api, troupe_host_t* host) noexcept {
+    std::unordered_map<troupe_handle_t, TimerClosure*> pending_timers;
+    std::unordered_set<PostClosure*> pending_posts;
+    std::unordered_set<HttpClosure*> pending_transfers;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      pending_timers.swap(timers);
+      pending_posts.swap(posts);
+      pending_transfers.swap(transfers);
+    }
+    for (auto& [handle, closure] : pending_timers) {
+      api->timer_cancel(host, handle);
+      delete closure;
+    }
+    for (PostClosure* closure : pending_posts)
+      delete closure;
+    for (HttpClosure* closure : pending_transfers)
+      delete closure;
+  }
+};
+
+inline void run_timer(void* user_data) noexcept {
+  auto* closure = static_cast<TimerClosure*>(user_data);
+  if (auto state = closure->state.lock()) {
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->timers.erase(closure->handle);
+  }
+  guarded(closure->api, closure->host, "a timer callback", [&] { closure->fn(); });
+  delete closure;
+}
+
+inline void run_posted(void* user_data) noexcept {
+  auto* closure = static_cast<PostClosure*>(user_data);
+  if (auto state = closure->state.lock()) {
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->posts.erase(closure);
+  }
+  guarded(closure->api, closure->host, "a posted function", [&] { closure->fn(); });
+  delete closure;
+}
 
 inline void http_on_headers(void* user_data, int32_t status_code,
                             const troupe_http_header_t* headers, size_t count) noexcept {
@@ -270,6 +301,10 @@ inline void http_on_chunk(void* user_data, troupe_str_t data) noexcept {
 
 inline void http_on_complete(void* user_data, troupe_status_t status, troupe_str_t error) noexcept {
   auto* closure = static_cast<HttpClosure*>(user_data);
+  if (auto state = closure->state.lock()) {
+    std::lock_guard<std::mutex> lock(state->mu);
+    state->transfers.erase(closure);
+  }
   guarded(closure->api, closure->host, "an HTTP on_complete handler", [&] {
     if (closure->handlers.on_complete) closure->handlers.on_complete(status, to_view(error));
   });
@@ -327,6 +362,7 @@ class Host {
       return 0;
     }
     closure->handle = handle;  // timers never fire inside timer_start, so this is in time
+    std::lock_guard<std::mutex> lock(state_->mu);
     state_->timers[handle] = closure;
     return handle;
   }
@@ -334,19 +370,31 @@ class Host {
   // Cancels a pending timer and frees its closure; false when it already ran or is
   // unknown. Loop thread.
   bool cancel_timer(troupe_handle_t handle) const {
-    auto it = state_->timers.find(handle);
-    if (it == state_->timers.end()) return false;
-    if (!api_->timer_cancel(host_, handle)) return false;
-    delete it->second;
-    state_->timers.erase(it);
-    return true;
+    detail::TimerClosure* closure = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      auto it = state_->timers.find(handle);
+      if (it == state_->timers.end()) return false;
+      closure = it->second;
+      state_->timers.erase(it);
+    }
+    bool cancelled = api_->timer_cancel(host_, handle);
+    delete closure;  // not in the table means it already ran (and freed itself) or is gone
+    return cancelled;
   }
 
   // Runs fn on the loop thread soon. Any thread. False when the host is shutting down (fn
   // is then dropped).
   bool post(std::function<void()> fn) const {
-    auto* closure = new detail::PostClosure{std::move(fn), api_, host_};
+    auto* closure = new detail::PostClosure{std::move(fn), api_, host_, state_};
+    {
+      // Registered first: from a worker thread, the loop may run it before post() returns.
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->posts.insert(closure);
+    }
     if (api_->post(host_, &detail::run_posted, closure) != TROUPE_OK) {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->posts.erase(closure);
       delete closure;
       return false;
     }
@@ -375,7 +423,11 @@ class Host {
     req.connect_timeout_ms = request.connect_timeout_ms;
     req.idle_timeout_ms = request.idle_timeout_ms;
 
-    auto* closure = new detail::HttpClosure{std::move(handlers), api_, host_};
+    auto* closure = new detail::HttpClosure{std::move(handlers), api_, host_, state_};
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->transfers.insert(closure);
+    }
     troupe_http_callbacks_t callbacks{};
     callbacks.struct_size = sizeof callbacks;
     callbacks.user_data = closure;
@@ -385,16 +437,21 @@ class Host {
 
     HttpTransfer transfer;
     transfer.status = api_->http_start(host_, request.call, &req, &callbacks, &transfer.handle);
-    if (transfer.status != TROUPE_OK) delete closure;  // no callback will run
+    if (transfer.status != TROUPE_OK) {  // no callback will run
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->transfers.erase(closure);
+      delete closure;
+    }
     return transfer;
   }
 
   // Cancels a transfer; its on_complete follows with TROUPE_CANCELLED. Loop thread.
   void http_cancel(troupe_handle_t transfer) const { api_->http_cancel(host_, transfer); }
 
-  // Cancels every timer the SDK still holds for this instance. The TROUPE_PLUGIN hooks call
-  // it after the plugin object is destroyed; plugin code rarely needs it.
-  void cancel_all_timers() const { state_->cancel_all(api_, host_); }
+  // Cancels the timers and frees the closures of every callback that has not run yet. The
+  // TROUPE_PLUGIN destroy hook calls it after the plugin object is gone (the host runs no
+  // callback of a destroyed instance); plugin code has no reason to.
+  void release_callbacks() const { state_->release_all(api_, host_); }
 
  private:
   const troupe_host_api_t* api_;
@@ -623,7 +680,7 @@ inline void destroy(void* instance) noexcept {
   auto* inst = static_cast<Instance*>(instance);
   Host host = inst->host;
   guarded(host.api(), host.handle(), "the plugin destructor", [&] { inst->plugin.reset(); });
-  host.cancel_all_timers();
+  host.release_callbacks();
   delete inst;
 }
 
