@@ -313,9 +313,16 @@ void Core::resume(const std::shared_ptr<Task>& task, const Pusher& push) {
   }
   if (status == LUA_OK) {
     task_done(task, nresults);
-  } else {
-    task_failed(task, error_text(*task, status));
+    return;
   }
+  std::string message = error_text(*task, status);
+  int error_ref = LUA_NOREF;
+  if (task->parent && run.kill_reason.empty() && lua_type(task->co, -1) == LUA_TTABLE) {
+    // A troupe error table (status, retryable, ...) travels to the join intact.
+    lua_pushvalue(task->co, -1);
+    error_ref = luaL_ref(task->co, LUA_REGISTRYINDEX);
+  }
+  task_failed(task, message, error_ref);
 }
 
 std::string Core::error_text(Task& task, int status) {
@@ -404,7 +411,8 @@ void Core::task_done(const std::shared_ptr<Task>& task, int nresults) {
   });
 }
 
-void Core::task_failed(const std::shared_ptr<Task>& task, const std::string& message) {
+void Core::task_failed(const std::shared_ptr<Task>& task, const std::string& message,
+                       int error_ref) {
   Run& run = *task->run;
   if (task->parent == nullptr) {
     release(*task);
@@ -428,9 +436,19 @@ void Core::task_failed(const std::shared_ptr<Task>& task, const std::string& mes
        nlohmann::json{
            {"branches", join->total}, {"status", "failed"}, {"failed_branch", task->branch}}
            .dump());
-  schedule(waiting, [text](lua_State* c) {
+  int branch = task->branch;
+  schedule(waiting, [text, error_ref, branch](lua_State* c) {
     lua_pushboolean(c, 0);
+    if (error_ref == LUA_NOREF) {
+      lua_pushlstring(c, text.data(), text.size());
+      return 2;
+    }
+    lua_rawgeti(c, LUA_REGISTRYINDEX, error_ref);
+    luaL_unref(c, LUA_REGISTRYINDEX, error_ref);
     lua_pushlstring(c, text.data(), text.size());
+    lua_setfield(c, -2, "text");
+    lua_pushinteger(c, branch);
+    lua_setfield(c, -2, "branch");
     return 2;
   });
 }

@@ -137,7 +137,9 @@ class Core {
   void drive();
   void resume(const std::shared_ptr<Task>& task, const Pusher& push);
   void task_done(const std::shared_ptr<Task>& task, int nresults);
-  void task_failed(const std::shared_ptr<Task>& task, const std::string& message);
+  // error_ref: a registry reference to the branch's error table (kept for the join), or none.
+  void task_failed(const std::shared_ptr<Task>& task, const std::string& message,
+                   int error_ref = LUA_NOREF);
   void join_child_done(Task& parent, Task& child);
   void finish_run(Run& run, const std::string& status, const std::string& output_json,
                   const std::string& error);

@@ -106,11 +106,11 @@ local os_safe = {
   clock = os_clock,
   difftime = os_difftime,
   time = function(t)
-    if t == nil then return host.now() // 1 end
+    if t == nil then return math.floor(host.now()) end
     return os_time(t)
   end,
   date = function(fmt, t)
-    if t == nil then t = host.now() // 1 end
+    if t == nil then t = math.floor(host.now()) end
     return os_date(fmt, t)
   end,
 }

@@ -60,8 +60,20 @@ local function check_type(v, want, what, level)
 end
 
 --- troupe.agent{ name =, model = "provider/model", system =, role =, temperature =, max_tokens = }
+local AGENT_FIELDS = { name = true, model = true, system = true, role = true, temperature = true,
+                       max_tokens = true }
+
 function troupe.agent(spec)
   if type(spec) ~= "table" then error("troupe.agent expects a table { name = ..., model = ... }", 2) end
+  for k in pairs(spec) do
+    if not AGENT_FIELDS[k] then
+      error(("troupe.agent: unknown field '%s' (known: name, model, system, role, temperature, " ..
+             "max_tokens)"):format(tostring(k)), 2)
+    end
+  end
+  if spec.max_tokens ~= nil and (math.type(spec.max_tokens) ~= "integer" or spec.max_tokens <= 0) then
+    error("troupe.agent: 'max_tokens' must be a positive integer", 2)
+  end
   check_type(spec.name, "string", "troupe.agent: 'name'", 2)
   check_type(spec.model, "string", "troupe.agent: 'model'", 2)
   check_type(spec.system, "string", "troupe.agent: 'system'", 2)
@@ -86,7 +98,7 @@ function troupe.agent(spec)
     system = system,
     role = spec.role,
     temperature = spec.temperature,
-    max_tokens = spec.max_tokens and math.tointeger(spec.max_tokens),
+    max_tokens = spec.max_tokens,
   }, Agent)
 end
 
@@ -168,7 +180,7 @@ function troupe.map(list, fn, opts)
     if type(opts) ~= "table" then error("troupe.map: options must be a table", 2) end
     concurrency = opts.concurrency or 0
     if math.type(concurrency) ~= "integer" or concurrency < 0 then
-      error("troupe.map: concurrency must be a positive integer", 2)
+      error("troupe.map: concurrency must be an integer >= 0 (0 = no limit)", 2)
     end
   end
   return unwrap(host.map(list, fn, concurrency))

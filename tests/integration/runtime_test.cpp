@@ -225,6 +225,39 @@ TEST_F(RuntimeTest, ProviderErrorsReachLuaAsTablesThatPcallCanInspect) {
             std::string::npos);
 }
 
+TEST_F(RuntimeTest, AFailedBranchKeepsItsErrorTableForTheJoin) {
+  auto out = run_body(R"(
+    local bad = troupe.agent{ name = "bad", model = "mock/error-rate-limited" }
+    local ok, err = pcall(troupe.parallel,
+      function() return "fine" end,
+      function() return bad:ask("x") end)
+    return { ok = ok, status = err.status, retryable = err.retryable, branch = err.branch,
+             step_key = err.step_key, text = tostring(err) })");
+  ASSERT_EQ(out.status, "succeeded") << out.error;
+  json o = json::parse(out.output_json);
+  EXPECT_EQ(o["ok"], false);
+  EXPECT_EQ(o["status"], "rate_limited");
+  EXPECT_EQ(o["retryable"], true);
+  EXPECT_EQ(o["branch"], 2);
+  EXPECT_EQ(o["step_key"], "1.2/1");
+  EXPECT_EQ(o["text"].get<std::string>().rfind("troupe.parallel: branch 2 failed: agent 'bad'", 0),
+            0u)
+      << o["text"];
+}
+
+TEST_F(RuntimeTest, AgentsRejectUnknownFields) {
+  auto out = run_body("local a = troupe.agent{ name = 'a', modle = 'openai/gpt-4o' }\nreturn a");
+  EXPECT_EQ(out.status, "failed");
+  EXPECT_NE(out.error.find("unknown field 'modle'"), std::string::npos) << out.error;
+  EXPECT_NE(out.error.find("wf.lua:3:"), std::string::npos) << out.error;
+}
+
+TEST_F(RuntimeTest, OsTimeIsAnInteger) {
+  auto out = run_body("return math.type(os.time())");
+  ASSERT_EQ(out.status, "succeeded") << out.error;
+  EXPECT_EQ(out.output_json, "\"integer\"");
+}
+
 TEST_F(RuntimeTest, ASyntaxErrorNamesFileAndLineAndTheRunIsRecordedFailed) {
   auto out = run("local troupe = require('troupe')\n\nlocal x = = 1\n");
   EXPECT_EQ(out.status, "failed");
