@@ -425,12 +425,8 @@ TEST_F(CliInspect, TheStoreNamesARunAfterItsWorkflowLikeRunDoes) {
   json run = run_json("flow_file.lua");
   ASSERT_EQ(run["workflow"], "release_notes") << run.dump(2);
   json j = show_json(run["run_id"].get<std::string>());
-  if (j["workflow"] != run["workflow"]) {
-    GTEST_SKIP() << "known bug: the store keeps the file stem ('"
-                 << j["workflow"].get<std::string>() << "') while run --json says '"
-                 << run["workflow"].get<std::string>()
-                 << "' (Store has no way to update a run's workflow name)";
-  }
+  EXPECT_EQ(j["workflow"], "release_notes");
+  EXPECT_EQ(j["source"], "flow_file.lua");
   json by_name = parse(troupe({"runs", "--workflow", "release_notes", "--json"}));
   EXPECT_EQ(by_name.size(), 1u);
 }

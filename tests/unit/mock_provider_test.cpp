@@ -1,7 +1,9 @@
 // mock_provider_test.cpp: the mock provider's decisions — settings, rules, injected failures,
 // replies, usage.
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -335,5 +337,343 @@ TEST(MockDefaultReply, EmptyInputStillGetsAPlausibleReply) {
   std::string text = reply_for(nullptr, "");
   EXPECT_NE(text.find("your request"), std::string::npos) << text;
 }
+
+// --- default replies that read the code in the prompt --------------------------------------
+
+namespace more {
+
+using troupe::mock::code_facts;
+using troupe::mock::find_risks;
+using troupe::mock::key_words;
+using troupe::mock::persona_name;
+
+// The demo's sample: a search endpoint with an SQL query built by an f-string.
+const char* const kDiff = R"(diff --git a/app/routes.py b/app/routes.py
+index 5d41c2a..e3b7f90 100644
+--- a/app/routes.py
++++ b/app/routes.py
+@@ -1,3 +1,3 @@
+-from app.users import get_user
++from app.users import get_user, search_users
+ 
+ bp = Blueprint("users", __name__)
+@@ -11,3 +11,8 @@ def show_user(user_id: int):
+     if user is None:
+         abort(404)
+     return jsonify(user)
++
++@bp.get("/users/search")
++def users_search():
++    term = request.args.get("q", "")
++    return jsonify(search_users(term, 1))
+diff --git a/app/users.py b/app/users.py
+index 3f2a1c4..8b9d0e7 100644
+--- a/app/users.py
++++ b/app/users.py
+@@ -8,3 +8,14 @@ def get_user(user_id: int) -> dict | None:
+     )
+     row = cur.fetchone()
+     return dict(row) if row else None
++
++PAGE_SIZE = 20
++
++def search_users(term: str, page: int = 1) -> list[dict]:
++    conn = get_connection()
++    cur = conn.execute(
++        f"SELECT id, name FROM users WHERE name LIKE '%{term}%'"
++    )
++    rows = cur.fetchall()
++    start = page * PAGE_SIZE
++    return [dict(row) for row in rows[start:start + PAGE_SIZE]]
+)";
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+std::string security(const std::string& user) {
+  return reply_for({{"role", "security_auditor"}}, user);
+}
+
+TEST(MockSecurityReply, AnInterpolatedSqlQueryIsQuotedWithItsLocationAndRatedHigh) {
+  std::string text =
+      security(std::string("Security audit of the pull request:\n```diff\n") + kDiff + "```\n");
+  EXPECT_TRUE(has(text, "SQL injection at app/users.py:17 in search_users")) << text;
+  EXPECT_TRUE(has(text, "`f\"SELECT id, name FROM users WHERE name LIKE '%{term}%'\"`")) << text;
+  EXPECT_TRUE(has(text, "Overall risk: high.")) << text;
+  EXPECT_FALSE(has(text, "No critical")) << text;
+}
+
+TEST(MockSecurityReply, ConcatenatedSqlOutsideADiffIsInjectionToo) {
+  for (const char* line : {R"~(query = "SELECT * FROM users WHERE id = " + user_id)~",
+                           R"~(db.query("DELETE FROM carts WHERE owner = '" .. name .. "'"))~",
+                           R"~(q := fmt.Sprintf("UPDATE accounts SET plan = '%s'", plan))~",
+                           R"~(sql = "INSERT INTO logs VALUES ('%s')" % message)~",
+                           "db.all(`SELECT * FROM t WHERE id = ${req.params.id}`)"}) {
+    std::string text = security(std::string("Check this code:\n  ") + line + "  \n");
+    EXPECT_TRUE(has(text, "SQL injection")) << line << "\n" << text;
+    EXPECT_TRUE(has(text, line)) << "quotes the trimmed line: " << text;
+    EXPECT_TRUE(has(text, "Overall risk: high.")) << text;
+  }
+}
+
+TEST(MockSecurityReply, ShellAndCodeExecutionAreRatedHigh) {
+  for (const char* line :
+       {"os.system(\"convert \" + path)", "subprocess.run(cmd, shell=True, check=True)",
+        "result = eval(request.form[\"expr\"])", "exec(user_code)",
+        "child_process.exec(`ls ${dir}`)"}) {
+    std::string text = security(std::string("Audit:\n") + line);
+    EXPECT_TRUE(has(text, "command injection")) << line << "\n" << text;
+    EXPECT_TRUE(has(text, "Overall risk: high.")) << text;
+  }
+}
+
+TEST(MockSecurityReply, DeserializationTlsAndCredentialsAreRatedMedium) {
+  struct Case {
+    const char* line;
+    const char* kind;
+  };
+  for (const Case& c : {Case{"obj = pickle.loads(blob)", "unsafe deserialization"},
+                        Case{"config = yaml.load(stream)", "unsafe deserialization"},
+                        Case{"r = requests.get(url, verify=False)", "TLS verification disabled"},
+                        Case{"tls.Config{InsecureSkipVerify: true}", "TLS verification disabled"},
+                        Case{"DB_PASSWORD = \"hunter2\"", "hard-coded credential"},
+                        Case{"headers = {\"api_key\": \"sk-live-123\"}", "hard-coded credential"},
+                        Case{"token := \"ghp_abc\"", "hard-coded credential"}}) {
+    std::string text = security(std::string("Audit:\n") + c.line);
+    EXPECT_TRUE(has(text, std::string("Medium: ") + c.kind)) << c.line << "\n" << text;
+    EXPECT_TRUE(has(text, c.line)) << text;
+    EXPECT_TRUE(has(text, "Overall risk: medium.")) << text;
+  }
+}
+
+TEST(MockSecurityReply, NoCriticalIssueOnlyWhenNothingMatches) {
+  std::string text = security(
+      "Audit this:\n"
+      "cur.execute(\"SELECT * FROM users WHERE id = ?\", (user_id,))\n"
+      "config = yaml.load(stream, Loader=yaml.SafeLoader)\n"
+      "data = yaml.safe_load(stream)\n"
+      "value = ast.literal_eval(text)\n"
+      "if password == \"\": abort(400)\n"
+      "password = os.environ[\"DB_PASSWORD\"]\n"
+      "api_key = \"${API_KEY}\"\n"
+      "Avoid exec() and eval() and never use shell mode.\n");
+  EXPECT_TRUE(has(text, "No critical vulnerability")) << text;
+  EXPECT_TRUE(has(text, "Overall risk: low.")) << text;
+}
+
+TEST(MockSecurityReply, InADiffOnlyAddedLinesCount) {
+  // The injection is removed by this change, and the context line is not part of it.
+  std::string diff =
+      "--- a/db.py\n+++ b/db.py\n@@ -1,3 +1,3 @@\n"
+      "-q = \"SELECT * FROM t WHERE id = \" + tid\n"
+      "+q = \"SELECT * FROM t WHERE id = ?\"\n"
+      " os.system(\"rm -rf \" + tmp)\n";
+  std::string text = security("Audit the change:\n" + diff);
+  EXPECT_TRUE(has(text, "Overall risk: low.")) << text;
+}
+
+TEST(MockSecurityReply, QuotesAtMostThreeLinesAndCountsTheRest) {
+  std::string text = security(
+      "Audit:\n"
+      "os.system(a)\nos.system(b)\nos.system(c)\nos.system(d)\npassword = \"x1\"\n");
+  EXPECT_TRUE(has(text, "Found 5 risky lines")) << text;
+  EXPECT_TRUE(has(text, "`os.system(c)`")) << text;
+  EXPECT_FALSE(has(text, "`os.system(d)`")) << text;
+  EXPECT_TRUE(has(text, "(2 more risky lines not quoted here.)")) << text;
+}
+
+TEST(MockScan, FindRisksReportsOneFindingPerDistinctLineMostSevereFirst) {
+  auto findings = find_risks(
+      "x:\nos.system(\"psql -c 'SELECT * FROM t WHERE a = \" + a + \"'\")\nos.system(cmd)\n"
+      "os.system(cmd)\n");
+  ASSERT_EQ(findings.size(), 2u);
+  EXPECT_EQ(findings[0].kind, "SQL injection");  // SQL is checked before the shell
+  EXPECT_TRUE(findings[0].high);
+  EXPECT_EQ(findings[1].code, "os.system(cmd)");
+  EXPECT_EQ(findings[1].where(), "");  // no diff, no location
+}
+
+TEST(MockLeaderReply, SynthesisIsDecidedByTheFirstLineOfTheLastUserMessageOnly) {
+  json leader = {{"agent", "leader"}};
+  std::string analysis = reply_for(
+      leader, "Analyse the reports below:\nThey summarise and combine what the team found.");
+  EXPECT_TRUE(has(analysis, "Analysis of \"Analyse the reports below\"")) << analysis;
+
+  std::string synthesis = reply_for(leader, "Summarise the findings:\ncaching\nretries");
+  EXPECT_TRUE(has(synthesis, "Synthesis of")) << synthesis;
+
+  // An earlier user turn asking for a synthesis does not count.
+  json messages = {{{"role", "user"}, {"content", "Synthesise everything"}},
+                   {{"role", "assistant"}, {"content", "ok"}},
+                   {{"role", "user"}, {"content", "Plan the rollout of the search service"}}};
+  std::string later = engine().plan(request_with(messages, {{"metadata", leader}})).text;
+  EXPECT_TRUE(has(later, "Analysis of")) << later;
+}
+
+TEST(MockKeyWords, DiffHeadersAndLanguageKeywordsAreSkippedAndAddedIdentifiersComeFirst) {
+  auto words = key_words(kDiff, 3);
+  ASSERT_EQ(words.size(), 3u);
+  EXPECT_EQ(words[0], "search_users");  // 3 times on added lines, seen before PAGE_SIZE
+  EXPECT_EQ(words[1], "PAGE_SIZE");     // identifiers keep their spelling
+  EXPECT_EQ(words[2], "get_user");
+  auto many = key_words(kDiff, 100);
+  for (const char* noise : {"return", "diff", "index", "import", "from", "none", "dict", "self",
+                            "routes", "show_user", "__name__"}) {
+    EXPECT_EQ(std::find(many.begin(), many.end(), noise), many.end()) << noise;
+  }
+  // "routes" is only in headers, "show_user" only in a hunk header; "user" is removed.
+  auto code = key_words(
+      "Fix this:\nconst value = await fetchUser(id);\nfunction render() { return string; }\n"
+      "func (s *Server) Handle() error { defer s.mu.Unlock(); return nil }\n"
+      "public static void main(String[] args) {}\nSELECT name FROM users WHERE id = 1",
+      100);
+  for (const char* noise :
+       {"const", "await", "function", "return", "string", "func", "error", "defer", "public",
+        "static", "void", "main_", "args", "select", "from", "where"}) {
+    EXPECT_EQ(std::find(code.begin(), code.end(), noise), code.end()) << noise;
+  }
+  EXPECT_NE(std::find(code.begin(), code.end(), "fetchUser"), code.end());
+}
+
+TEST(MockPersonas, RoleNamesPickTheMostSpecificPartOfACompound) {
+  struct Case {
+    const char* role;
+    const char* persona;
+  };
+  for (const Case& c :
+       {Case{"data_analyst", "analyst"}, Case{"analyst", "analyst"}, Case{"devops", "devops"},
+        Case{"devops_engineer", "devops"}, Case{"migrator", "migrator"},
+        Case{"db_migration_engineer", "migrator"}, Case{"architect", "architect"},
+        Case{"documenter", "writer"}, Case{"reviewer", "reviewer"},
+        Case{"code_reviewer", "reviewer"}, Case{"tester", "tester"}, Case{"qa_lead", "tester"},
+        Case{"security_auditor", "security"}, Case{"leader", "planner"},
+        Case{"lead_developer", "planner"}, Case{"coder", "coder"}, Case{"dataAnalyst", "analyst"},
+        Case{"latest", "generic"}, Case{"assistant", "generic"}}) {
+    EXPECT_EQ(persona_name(c.role), c.persona) << c.role;
+  }
+}
+
+TEST(MockPersonas, ASystemPromptIsClassifiedByItsFirstSentenceOnly) {
+  std::string analyst = reply_for(
+      nullptr, "Look at churn:\nmonthly churn by plan",
+      "You are a data analyst. Test every hypothesis, review the code and keep it secure.");
+  EXPECT_TRUE(has(analyst, "Data analysis of")) << analyst;
+  std::string devops =
+      reply_for(nullptr, "Ship it", "You are a devops engineer who keeps deployments secure.");
+  EXPECT_TRUE(has(devops, "Operations plan for")) << devops;
+  std::string migrator = reply_for(nullptr, "Move billing to Postgres",
+                                   "You are a migrator.\nYou write code and tests.");
+  EXPECT_TRUE(has(migrator, "Migration plan for")) << migrator;
+  std::string generic = reply_for(nullptr, "Hello there", "You are helpful. You audit code.");
+  EXPECT_TRUE(has(generic, "Here is my response")) << generic;
+}
+
+TEST(MockPersonas, TheBuiltInRolePromptsReadAsTheirRoles) {
+  // The first sentences of scripts/troupe/roles/*.lua.
+  struct Case {
+    const char* sentence;
+    const char* persona;
+  };
+  for (const Case& c : {
+           Case{"You are a software architect", "architect"},
+           Case{"You are a senior software engineer who writes production code", "coder"},
+           Case{"You are a data analyst", "analyst"},
+           Case{"You are a DevOps / site reliability engineer", "devops"},
+           Case{"You are a technical writer who is also an engineer", "writer"},
+           Case{"You are the lead engineer of a small team of AI agents (for example a coder, a "
+                "tester and a security auditor)",
+                "planner"},
+           Case{"You are a migration engineer", "migrator"},
+           Case{"You are a technical planner", "planner"},
+           Case{"You are a meticulous code reviewer", "reviewer"},
+           Case{"You are an application security auditor", "security"},
+           Case{"You are a test engineer", "tester"},
+       }) {
+    EXPECT_EQ(persona_name(c.sentence), c.persona) << c.sentence;
+  }
+}
+
+TEST(MockPersonas, EachNewPersonaHasItsOwnReply) {
+  struct Case {
+    const char* role;
+    const char* opening;
+  };
+  for (const Case& c :
+       {Case{"data_analyst", "Data analysis of"}, Case{"devops", "Operations plan for"},
+        Case{"migrator", "Migration plan for"}, Case{"architect", "Architecture notes on"},
+        Case{"documenter", "Documentation for"}, Case{"reviewer", "Review of"},
+        Case{"tester", "Test plan for"}}) {
+    std::string text = reply_for({{"role", c.role}}, "Look at this:\ninvoice totals per region");
+    EXPECT_EQ(text.rfind(c.opening, 0), 0u) << c.role << ": " << text;
+    EXPECT_TRUE(has(text, "invoice")) << text;
+  }
+}
+
+TEST(MockCoderReply, NamesTheChangedFilesAndFunctionsAndFixesTheRiskyLine) {
+  std::string text = reply_for({{"agent", "coder"}}, std::string("Suggest fixes:\n") + kDiff);
+  EXPECT_TRUE(has(text,
+                  "(files: app/routes.py and app/users.py; functions: users_search and "
+                  "search_users)"))
+      << text;
+  EXPECT_TRUE(has(text, "1. Fix the SQL injection at app/users.py:17 in search_users")) << text;
+  EXPECT_TRUE(has(text, "Add unit tests covering users_search and search_users")) << text;
+}
+
+TEST(MockSynthesisReply, NamesThePartsItMergesAndTheFilesAndRisksOfTheConversation) {
+  json messages = {
+      {{"role", "user"}, {"content", std::string("Analyse pull request:\n") + kDiff}},
+      {{"role", "assistant"}, {"content", "Analysis: looks risky."}},
+      {{"role", "user"},
+       {"content",
+        "Synthesise the final review.\n\n## Suggested fixes (coder)\nUse bound parameters.\n\n"
+        "## Security audit\nSQL injection. Overall risk: high."}}};
+  std::string text =
+      engine().plan(request_with(messages, {{"metadata", {{"agent", "leader"}}}})).text;
+  EXPECT_TRUE(has(text, "merging Suggested fixes (coder) and Security audit")) << text;
+  EXPECT_TRUE(has(text, "Verdict: request changes")) << text;
+  EXPECT_TRUE(has(text, "1. High: SQL injection at app/users.py:17 in search_users")) << text;
+  EXPECT_TRUE(has(text, "app/routes.py and app/users.py")) << text;
+  EXPECT_TRUE(has(text, "users_search and search_users")) << text;
+
+  // Without "##" headings, short "Label:" lines are the parts.
+  std::string labels =
+      reply_for({{"agent", "leader"}}, "Synthesise a review.\nFixes:\ncaching\nSecurity:\nnone");
+  EXPECT_TRUE(has(labels, "merging Fixes and Security")) << labels;
+  EXPECT_FALSE(has(labels, "Verdict")) << "no code, no verdict: " << labels;
+}
+
+TEST(MockScan, CodeFactsReadFilesFromDiffHeadersAndDefinitionsFromAddedLines) {
+  auto facts = code_facts(
+      "--- a/old.go\n+++ /dev/null\n@@ -1,2 +0,0 @@\n-func Gone() {}\n-\n"
+      "--- a/web/app.js\n+++ b/web/app.js\t2024-01-01 10:00\n@@ -1 +1,4 @@\n"
+      " function kept() {}\n+export async function loadUsers(page) {\n"
+      "+const render = (rows) => rows.map(row);\n+let count = (a + b) * 2;\n"
+      "--- a/srv/server.go\n+++ b/srv/server.go\n@@ -3,2 +3,3 @@ func (s *Server) Old() {\n"
+      "--- removed comment line\n+func (s *Server) Handle(w http.ResponseWriter) {\n"
+      "+++ counter\n");
+  EXPECT_EQ(facts.files, (std::vector<std::string>{"old.go", "web/app.js", "srv/server.go"}));
+  EXPECT_EQ(facts.functions, (std::vector<std::string>{"loadUsers", "render", "Handle"}));
+
+  auto lines = troupe::mock::read_lines(
+      "@@ -3,2 +3,3 @@\n--- removed comment line\n+++ counter\n+x\n context\n");
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines[1].kind, troupe::mock::LineKind::removed);  // hunk lengths, not the prefix
+  EXPECT_EQ(lines[2].kind, troupe::mock::LineKind::added);
+  EXPECT_EQ(lines[2].text, "++ counter");
+  EXPECT_EQ(lines[3].number, 4u);
+  EXPECT_EQ(lines[4].kind, troupe::mock::LineKind::context);
+}
+
+TEST(MockScan, SectionHeadingsAreHashHeadingsElseShortLabelsOutsideCode) {
+  EXPECT_EQ(
+      troupe::mock::section_headings("Merge:\n## A part\ntext\n### B:\n```\n## not\n```\n", 5),
+      (std::vector<std::string>{"A part", "B"}));
+  EXPECT_EQ(troupe::mock::section_headings("Merge these:\nFixes:\nx\nSecurity:\ny\n", 5),
+            (std::vector<std::string>{"Fixes", "Security"}));
+  EXPECT_TRUE(troupe::mock::section_headings("Just one line:", 5).empty());
+}
+
+}  // namespace more
 
 }  // namespace

@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstddef>
 #include <stdexcept>
-#include <unordered_map>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -178,9 +178,8 @@ std::string truncate_chars(std::string_view text, size_t max) {
   return std::string(text);
 }
 
-// The first non-blank line, trimmed, without a trailing colon or full stop, at most 80
-// characters.
-std::string first_line(std::string_view text) {
+// The first non-blank line, trimmed, without a trailing colon or full stop.
+std::string_view first_line_view(std::string_view text) {
   size_t pos = 0;
   while (pos <= text.size()) {
     size_t end = text.find('\n', pos);
@@ -193,37 +192,150 @@ std::string first_line(std::string_view text) {
                              line.back() == ':' || line.back() == '.')) {
       line.remove_suffix(1);
     }
-    if (!line.empty()) return truncate_chars(line, 80);
+    if (!line.empty()) return line;
     pos = end + 1;
   }
   return {};
 }
 
-enum class Persona { security, reviewer, tester, coder, planner, writer, generic };
+// The first line as quoted in replies: at most 80 characters.
+std::string first_line(std::string_view text) {
+  return truncate_chars(first_line_view(text), 80);
+}
 
-Persona classify(const std::string& text) {
-  std::string t = lower(text);
-  if (t.empty()) return Persona::generic;
-  if (contains_any(t, {"secur", "audit", "vulnerab", "pentest"})) return Persona::security;
-  if (contains_any(t, {"review"})) return Persona::reviewer;
-  if (contains_any(t, {"test", "qa_", "quality"})) return Persona::tester;
-  if (contains_any(t, {"coder", "code", "build", "develop", "engineer", "program", "implement"})) {
-    return Persona::coder;
+// The first sentence of a text: up to the first line break, or the first '.', '!' or '?'
+// followed by a space ("app.py" does not end a sentence).
+std::string_view first_sentence(std::string_view text) {
+  size_t start = 0;
+  while (start < text.size() && std::isspace(static_cast<unsigned char>(text[start])))
+    ++start;
+  text.remove_prefix(start);
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\n') return text.substr(0, i);
+    if ((c == '.' || c == '!' || c == '?') &&
+        (i + 1 == text.size() || std::isspace(static_cast<unsigned char>(text[i + 1])))) {
+      return text.substr(0, i);
+    }
   }
-  if (contains_any(t, {"lead", "plan", "architect", "manag", "orchestrat", "coordinat"})) {
-    return Persona::planner;
+  return text;
+}
+
+// In priority order: when several persona words make one compound ("code reviewer",
+// "devops engineer", "qa_lead"), the most specific part (the lowest here) wins.
+enum class Persona {
+  security,
+  devops,
+  migrator,
+  analyst,
+  architect,
+  reviewer,
+  tester,
+  writer,
+  planner,
+  coder,
+  generic
+};
+
+const char* const kPersonaNames[] = {"security",  "devops",   "migrator", "analyst",
+                                     "architect", "reviewer", "tester",   "writer",
+                                     "planner",   "coder",    "generic"};
+
+// A word naming a persona: a whole token, or with a trailing '*' the start of one. Tokens,
+// not substrings, so that "latest" is not a tester and "devops" is not a developer.
+struct PersonaWord {
+  std::string_view word;
+  Persona persona;
+};
+
+const PersonaWord kPersonaWords[] = {
+    {"secur*", Persona::security},     {"audit*", Persona::security},
+    {"vulnerab*", Persona::security},  {"pentest*", Persona::security},
+    {"appsec", Persona::security},     {"infosec", Persona::security},
+    {"cyber*", Persona::security},     {"devops", Persona::devops},
+    {"devsecops", Persona::devops},    {"sre", Persona::devops},
+    {"ops", Persona::devops},          {"infra*", Persona::devops},
+    {"deploy*", Persona::devops},      {"sysadmin*", Persona::devops},
+    {"reliability", Persona::devops},  {"migrat*", Persona::migrator},
+    {"analy*", Persona::analyst},      {"statistic*", Persona::analyst},
+    {"scientist*", Persona::analyst},  {"architect*", Persona::architect},
+    {"review*", Persona::reviewer},    {"test*", Persona::tester},
+    {"qa", Persona::tester},           {"quality", Persona::tester},
+    {"sdet", Persona::tester},         {"writer*", Persona::writer},
+    {"document*", Persona::writer},    {"docs", Persona::writer},
+    {"lead", Persona::planner},        {"leads", Persona::planner},
+    {"leader*", Persona::planner},     {"plan", Persona::planner},
+    {"plans", Persona::planner},       {"planner*", Persona::planner},
+    {"planning", Persona::planner},    {"manag*", Persona::planner},
+    {"orchestrat*", Persona::planner}, {"coordinat*", Persona::planner},
+    {"supervis*", Persona::planner},   {"coder*", Persona::coder},
+    {"code", Persona::coder},          {"coding", Persona::coder},
+    {"develop*", Persona::coder},      {"dev", Persona::coder},
+    {"devs", Persona::coder},          {"engineer*", Persona::coder},
+    {"program*", Persona::coder},      {"implement*", Persona::coder},
+    {"build*", Persona::coder},
+};
+
+// Lowercase tokens of a name or sentence, split at non-alphanumerics and camelCase humps:
+// "security_auditor" and "securityAuditor" both give {security, auditor}.
+std::vector<std::string> persona_tokens(std::string_view text) {
+  std::vector<std::string> tokens;
+  std::string token;
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char u = static_cast<unsigned char>(text[i]);
+    if (std::isalnum(u)) {
+      if (!token.empty() && std::isupper(u) &&
+          std::islower(static_cast<unsigned char>(text[i - 1]))) {
+        tokens.push_back(std::move(token));
+        token.clear();
+      }
+      token += static_cast<char>(std::tolower(u));
+    } else if (!token.empty()) {
+      tokens.push_back(std::move(token));
+      token.clear();
+    }
   }
-  if (contains_any(t, {"document", "writer", "docs"})) return Persona::writer;
+  if (!token.empty()) tokens.push_back(std::move(token));
+  return tokens;
+}
+
+Persona persona_of_token(std::string_view token) {
+  for (const PersonaWord& w : kPersonaWords) {
+    if (w.word.back() == '*'
+            ? token.substr(0, w.word.size() - 1) == w.word.substr(0, w.word.size() - 1)
+            : token == w.word) {
+      return w.persona;
+    }
+  }
   return Persona::generic;
 }
 
-// metadata.role first, then metadata.agent, then the system prompt.
+// The first persona word decides, or the most specific part of the compound it starts.
+Persona classify(std::string_view text) {
+  std::vector<std::string> tokens = persona_tokens(text);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    Persona p = persona_of_token(tokens[i]);
+    if (p == Persona::generic) continue;
+    for (size_t j = i + 1; j < tokens.size(); ++j) {
+      Persona next = persona_of_token(tokens[j]);
+      if (next == Persona::generic) break;
+      p = std::min(p, next);
+    }
+    return p;
+  }
+  return Persona::generic;
+}
+
+// metadata.role first, then metadata.agent, then the system prompt's first sentence (a
+// prompt's later sentences describe the task and mention all sorts of roles).
 Persona persona_of(const ChatRequest& r) {
   for (const std::string* source : {&r.role, &r.agent}) {
     Persona p = classify(*source);
     if (p != Persona::generic) return p;
   }
-  if (const Message* system = last_with_role(r, "system")) return classify(system->content);
+  if (const Message* system = last_with_role(r, "system")) {
+    return classify(first_sentence(system->content));
+  }
   return Persona::generic;
 }
 
@@ -265,6 +377,282 @@ std::string reply_to_tool_results(const ChatRequest& r) {
             "\": the information above covers it, so the task is complete.";
   }
   return text;
+}
+
+// "a, b, c and 2 more" when there are more than max items.
+std::string join_some(const std::vector<std::string>& items, size_t max) {
+  if (items.size() <= max) return join_words(items);
+  std::vector<std::string> shown(items.begin(), items.begin() + static_cast<ptrdiff_t>(max));
+  shown.push_back(std::to_string(items.size() - max) + " more");
+  return join_words(shown);
+}
+
+// Markdown inline code, with a double fence when the code holds a backtick.
+std::string inline_code(const std::string& code) {
+  if (code.find('`') == std::string::npos) return "`" + code + "`";
+  return "`` " + code + " ``";
+}
+
+// " (files: a and b; functions: f and g)", or "" when the input names neither.
+std::string facts_clause(const CodeFacts& facts) {
+  std::vector<std::string> parts;
+  if (!facts.files.empty()) parts.push_back("files: " + join_some(facts.files, 4));
+  if (!facts.functions.empty()) parts.push_back("functions: " + join_some(facts.functions, 4));
+  if (parts.empty()) return {};
+  return " (" + parts[0] + (parts.size() > 1 ? "; " + parts[1] : std::string()) + ")";
+}
+
+// "SQL injection at app/users.py:20 in search_users"
+std::string describe(const Finding& f) {
+  std::string where = f.where();
+  return where.empty() ? f.kind : f.kind + " at " + where;
+}
+
+// Numbered, most severe first: "1. High: SQL injection at app/users.py:20 in search_users:
+// `...`. The query is built ...". At most max, then a line counting the rest.
+std::string list_findings(std::vector<Finding> findings, size_t max) {
+  std::stable_partition(findings.begin(), findings.end(), [](const Finding& f) { return f.high; });
+  std::string out;
+  for (size_t i = 0; i < findings.size() && i < max; ++i) {
+    const Finding& f = findings[i];
+    std::string advice = f.advice;
+    advice[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(advice[0])));
+    out += std::to_string(i + 1) + ". " + (f.high ? "High" : "Medium") + ": " + describe(f) + ": " +
+           inline_code(f.code) + ". " + advice + ".\n";
+  }
+  if (findings.size() > max) {
+    out += "(" + std::to_string(findings.size() - max) + " more risky line" +
+           (findings.size() - max == 1 ? "" : "s") + " not quoted here.)\n";
+  }
+  return out;
+}
+
+// 2 high, 1 medium, 0 no finding.
+int risk_of(const std::vector<Finding>& findings) {
+  int risk = 0;
+  for (const Finding& f : findings)
+    risk = std::max(risk, f.high ? 2 : 1);
+  return risk;
+}
+
+// The risk a text states ("Overall risk: high" in a security review it quotes): 2 high,
+// 1 medium, 0 low, -1 none stated.
+int stated_risk(std::string_view text) {
+  std::string t = lower(text);
+  if (t.find("risk: high") != std::string::npos) return 2;
+  if (t.find("risk: medium") != std::string::npos) return 1;
+  if (t.find("risk: low") != std::string::npos) return 0;
+  return -1;
+}
+
+// What the default replies work from: the last user message, read once.
+struct Prompt {
+  std::string input;   // the last user message
+  std::string quoted;  // its first line in quotes, or "your request"
+  std::vector<std::string> words;
+  std::string listed;  // the key words joined, or "the request as a whole"
+
+  // The i-th key word, or a neutral stand-in when the input has fewer.
+  std::string word(size_t i, const char* fallback) const {
+    return i < words.size() ? words[i] : std::string(fallback);
+  }
+};
+
+Prompt read_prompt(const ChatRequest& r) {
+  Prompt p;
+  if (const Message* user = last_with_role(r, "user")) p.input = user->content;
+  std::string topic = first_line(p.input);
+  p.quoted = topic.empty() ? std::string("your request") : "\"" + topic + "\"";
+  // Prompts usually read "instruction:\nmaterial"; the key words come from the material
+  // when there is one.
+  std::string_view body = p.input;
+  if (size_t nl = body.find('\n', body.find_first_not_of(" \t\r\n")); nl != std::string::npos) {
+    body.remove_prefix(nl + 1);
+  }
+  p.words = key_words(body, 3);
+  if (p.words.empty()) p.words = key_words(p.input, 3);
+  p.listed = p.words.empty() ? std::string("the request as a whole") : join_words(p.words);
+  return p;
+}
+
+std::string security_reply(const Prompt& p) {
+  std::vector<Finding> findings = find_risks(p.input);
+  if (findings.empty()) {
+    return "Security review of " + p.quoted +
+           ": I checked for injection, broken authentication or authorization, secrets "
+           "handling and unsafe input parsing, with attention to " +
+           p.listed +
+           ". No critical vulnerability is evident in the material provided. Recommendations: "
+           "validate every external input, keep credentials out of code and logs, and add tests "
+           "for the failure paths. Overall risk: low.";
+  }
+  bool high = risk_of(findings) == 2;
+  return "Security review of " + p.quoted +
+         ": I traced untrusted input to each sink, with attention to " + p.listed + ". Found " +
+         std::to_string(findings.size()) + " risky line" + (findings.size() == 1 ? "" : "s") +
+         ":\n" + list_findings(findings, 3) + "Recommendations: fix " +
+         (findings.size() == 1 ? "this" : "these") +
+         " before merging, validate every external input, and add a test that feeds hostile "
+         "input to each sink. Overall risk: " +
+         (high ? "high." : "medium.");
+}
+
+std::string coder_reply(const Prompt& p) {
+  CodeFacts facts = code_facts(p.input);
+  std::vector<Finding> findings = find_risks(p.input);
+  std::stable_partition(findings.begin(), findings.end(), [](const Finding& f) { return f.high; });
+  std::string text = "Suggested changes for " + p.quoted + facts_clause(facts) + ":\n";
+  int n = 0;
+  auto step = [&](const std::string& s) { text += std::to_string(++n) + ". " + s + "\n"; };
+  for (size_t i = 0; i < findings.size() && i < 2; ++i) {
+    step("Fix the " + describe(findings[i]) + ": " + findings[i].advice +
+         ". The line: " + inline_code(findings[i].code) + ".");
+  }
+  std::string where = facts.functions.empty()
+                          ? "the code where " + p.word(1, "the input") + " is processed"
+                          : join_some(facts.functions, 3);
+  step("Move the logic around " + p.word(0, "the main code path") +
+       " into a small function with a clear contract.");
+  step("Handle errors and invalid input explicitly in " + where +
+       ", and check the boundaries (empty, first and last values, off-by-one).");
+  step("Add unit tests covering " +
+       (facts.functions.empty() ? p.word(2, "the new behaviour") : join_some(facts.functions, 3)) +
+       ", including edge cases" + (findings.empty() ? "" : " and the hostile input above") + ".");
+  return text +
+         "These changes keep the behaviour while making the code easier to review and maintain.";
+}
+
+std::string reviewer_reply(const Prompt& p) {
+  CodeFacts facts = code_facts(p.input);
+  std::vector<Finding> findings = find_risks(p.input);
+  std::stable_partition(findings.begin(), findings.end(), [](const Finding& f) { return f.high; });
+  std::string text = "Review of " + p.quoted + facts_clause(facts) +
+                     ": the change is focused and readable; it centres on " + p.listed + ".";
+  if (!findings.empty()) {
+    text += " Blocking: " + describe(findings[0]) + " (" + inline_code(findings[0].code) + ")";
+    if (findings.size() > 1) text += " and " + std::to_string(findings.size() - 1) + " more";
+    text += ".";
+  }
+  text += " Points to address: error handling around " + p.word(0, "the main code path") +
+          " and test coverage for " + p.word(1, "the edge cases") + ". Verdict: ";
+  int risk = risk_of(findings);
+  return text + (risk == 2   ? "request changes."
+                 : risk == 1 ? "approve once the flagged lines are fixed."
+                             : "approve after these small fixes.");
+}
+
+std::string tester_reply(const Prompt& p) {
+  CodeFacts facts = code_facts(p.input);
+  std::string units =
+      facts.functions.empty() ? p.word(0, "the main behaviour") : join_some(facts.functions, 3);
+  return "Test plan for " + p.quoted + ":\n1. Unit tests for " + units +
+         ".\n2. Edge cases and invalid input around " + p.word(1, "the inputs") +
+         ".\n3. An integration test covering " + p.word(2, "the end-to-end flow") +
+         ".\nExpected result: all pass with no regressions.";
+}
+
+std::string analysis_reply(const Prompt& p) {
+  CodeFacts facts = code_facts(p.input);
+  std::vector<Finding> findings = find_risks(p.input);
+  std::stable_partition(findings.begin(), findings.end(), [](const Finding& f) { return f.high; });
+  std::string text = "Analysis of " + p.quoted + ": ";
+  if (facts.files.empty()) {
+    text += "the request centres on " + p.listed + ".";
+  } else {
+    text += "the change touches " + join_some(facts.files, 4);
+    if (!facts.functions.empty()) text += " and defines " + join_some(facts.functions, 4);
+    text += "; it centres on " + p.listed + ".";
+  }
+  if (!findings.empty()) {
+    text += " First risk to check: " + describe(findings[0]) + ".";
+  }
+  return text + " Plan: 1) clarify the goal and the constraints; 2) work through " +
+         p.word(0, "the core task") + " first, then " + p.word(1, "the remaining parts") +
+         "; 3) check the result against the original request and summarise the outcome.";
+}
+
+std::string synthesis_reply(const Prompt& p, const ChatRequest& r) {
+  // The material being merged can be anywhere in the conversation (the diff usually is in the
+  // first turn), so files and risky lines come from every user message.
+  std::string conversation;
+  for (const Message& m : r.messages) {
+    if (m.role == "user") conversation += m.content + "\n\n";
+  }
+  CodeFacts facts = code_facts(conversation);
+  std::vector<Finding> findings = find_risks(conversation);
+  std::vector<std::string> parts = section_headings(p.input, 5);
+
+  std::string text = "Synthesis of " + p.quoted;
+  if (!parts.empty()) text += ", merging " + join_words(parts);
+  text += ": the contributions agree on the essentials, namely " + p.listed + ".";
+  // -1 when neither the scan nor the input says anything about risk.
+  int risk = std::max(findings.empty() ? -1 : risk_of(findings), stated_risk(p.input));
+  if (facts.files.empty() && findings.empty() && risk < 0) {
+    return text +
+           " Combined recommendation: act first on the points the inputs share, resolve the "
+           "open concerns they raise, and verify the result with tests. With that, the work is "
+           "ready to conclude.";
+  }
+  text += "\nVerdict: ";
+  text += risk == 2   ? "request changes; the high-risk findings must be fixed before merging."
+          : risk == 1 ? "approve once the findings below are fixed."
+                      : "approve after the suggested fixes.";
+  if (!findings.empty())
+    text += "\nFindings by severity:\n" + list_findings(findings, 3);
+  else
+    text += "\n";
+  text += "Checklist for the author:\n";
+  if (!findings.empty()) text += "- [ ] Fix the findings above and add a test for each.\n";
+  text += "- [ ] Apply the suggested changes" +
+          (facts.files.empty() ? std::string() : " to " + join_some(facts.files, 4)) + ".\n";
+  text += "- [ ] Cover " +
+          (facts.functions.empty() ? p.word(0, "the change") : join_some(facts.functions, 4)) +
+          " with tests for the edge cases.\n";
+  return text + "- [ ] Ask for a second review once these are done.";
+}
+
+std::string analyst_reply(const Prompt& p) {
+  return "Data analysis of " + p.quoted + ": the material centres on " + p.listed +
+         ". Approach: profile " + p.word(0, "each field") +
+         " (ranges, missing values, outliers), compare " + p.word(1, "the groups") +
+         " across segments and over time, and check how " + p.word(2, "the outcome") +
+         " relates to the rest. Preliminary reading: most of the variation appears to come from " +
+         p.word(0, "a few fields") +
+         "; confirm it on the full dataset before drawing conclusions, and state the caveats "
+         "(sample size, missing data).";
+}
+
+std::string devops_reply(const Prompt& p) {
+  CodeFacts facts = code_facts(p.input);
+  return "Operations plan for " + p.quoted + facts_clause(facts) +
+         ":\n1. Build once and promote the same artefact through staging to production; keep "
+         "the configuration for " +
+         p.word(0, "the service") +
+         " out of the image.\n2. Roll out gradually behind health checks, watching error rates "
+         "and latency of " +
+         p.word(1, "the changed paths") + ".\n3. Keep a tested rollback and alerts for " +
+         p.word(2, "the critical paths") +
+         ".\nSecrets stay in the secret store, never in the repository or the logs.";
+}
+
+std::string migrator_reply(const Prompt& p) {
+  return "Migration plan for " + p.quoted + ":\n1. Inventory everything that depends on " +
+         p.word(0, "the old system") + " and take a backup.\n2. Migrate " + p.word(1, "the data") +
+         " in small, reversible steps, keeping the old and the new path working side by side."
+         "\n3. Verify " +
+         p.word(2, "the result") +
+         " with before-and-after checks (counts, checksums, sample queries), then remove the old "
+         "path.\nRollback: every step can be undone until the old path is removed.";
+}
+
+std::string architect_reply(const Prompt& p) {
+  return "Architecture notes on " + p.quoted + ": the main components are " + p.listed +
+         ". Proposal: put " + p.word(0, "the core") + " behind a narrow interface, keep " +
+         p.word(1, "the services") + " stateless where possible, and make the boundary to " +
+         p.word(2, "external systems") +
+         " explicit (data contracts, timeouts, retries). Trade-off: a little more indirection "
+         "for parts that can be tested, scaled and replaced independently. Record the decision "
+         "and who owns each interface.";
 }
 
 }  // namespace
@@ -381,126 +769,49 @@ std::optional<Failure> injected_failure(std::string_view model) {
   return std::nullopt;
 }
 
-std::vector<std::string> key_words(std::string_view text, size_t max) {
-  static const char* const kStop[] = {
-      "about",      "above",  "after",   "again",   "against", "also",   "analyse", "analyze",
-      "because",    "diff",   "fixes",   "index",   "been",    "before", "being",   "below",
-      "between",    "both",   "could",   "does",    "doing",   "down",   "during",  "each",
-      "following",  "from",   "further", "have",    "having",  "here",   "into",    "just",
-      "like",       "make",   "more",    "most",    "need",    "only",   "other",   "over",
-      "please",     "review", "same",    "should",  "some",    "such",   "suggest", "synthesise",
-      "synthesize", "than",   "that",    "their",   "them",    "then",   "there",   "these",
-      "they",       "this",   "those",   "through", "under",   "until",  "very",    "want",
-      "were",       "what",   "when",    "where",   "which",   "while",  "will",    "with",
-      "would",      "your",   "yours"};
-  struct Seen {
-    size_t count = 0;
-    size_t first = 0;
-  };
-  std::unordered_map<std::string, Seen> seen;
-  std::vector<std::string> order;
-  std::string word;
-  auto flush = [&] {
-    // Words with digits are mostly hashes, numbers and versions: noise, not topics.
-    bool has_digit = std::any_of(word.begin(), word.end(), [](char c) {
-      return std::isdigit(static_cast<unsigned char>(c));
-    });
-    if (count_chars(word) >= 4 && !has_digit &&
-        std::none_of(std::begin(kStop), std::end(kStop),
-                     [&](const char* s) { return word == s; })) {
-      auto [it, inserted] = seen.try_emplace(word, Seen{0, order.size()});
-      if (inserted) order.push_back(word);
-      ++it->second.count;
-    }
-    word.clear();
-  };
-  for (char c : text) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (std::isalnum(u) || c == '_' || u >= 0x80) {  // bytes >= 0x80: non-ASCII letters
-      word += static_cast<char>(std::tolower(u));
-    } else {
-      flush();
-    }
-  }
-  flush();
-  std::stable_sort(order.begin(), order.end(), [&](const std::string& a, const std::string& b) {
-    return seen[a].count > seen[b].count;  // stable: ties keep first-occurrence order
-  });
-  if (order.size() > max) order.resize(max);
-  return order;
+std::string persona_name(std::string_view role_or_sentence) {
+  return kPersonaNames[static_cast<size_t>(classify(role_or_sentence))];
 }
 
 std::string default_reply(const ChatRequest& r) {
   if (!r.messages.empty() && r.messages.back().role == "tool") return reply_to_tool_results(r);
 
-  const Message* user = last_with_role(r, "user");
-  std::string input = user != nullptr ? user->content : std::string();
-  std::string topic = first_line(input);
-  std::string quoted = topic.empty() ? std::string("your request") : "\"" + topic + "\"";
-  // Prompts usually read "instruction:\nmaterial"; the key words come from the material
-  // when there is one.
-  std::string_view body = input;
-  if (size_t nl = body.find('\n', body.find_first_not_of(" \t\r\n")); nl != std::string::npos) {
-    body.remove_prefix(nl + 1);
-  }
-  std::vector<std::string> words = key_words(body, 3);
-  if (words.empty()) words = key_words(input, 3);
-  std::string listed = words.empty() ? std::string("the request as a whole") : join_words(words);
-  // The i-th key word, or a neutral stand-in when the input has fewer.
-  auto word = [&](size_t i, const char* fallback) {
-    return i < words.size() ? words[i] : std::string(fallback);
-  };
-
+  Prompt p = read_prompt(r);
   switch (persona_of(r)) {
     case Persona::security:
-      return "Security review of " + quoted +
-             ": I checked for injection, broken authentication or authorization, secrets "
-             "handling and unsafe input parsing, with attention to " +
-             listed +
-             ". No critical vulnerability is evident in the material provided. Recommendations: "
-             "validate every external input, keep credentials out of code and logs, and add tests "
-             "for the failure paths. Overall risk: low.";
+      return security_reply(p);
     case Persona::reviewer:
-      return "Review of " + quoted + ": the change is focused and readable; it centres on " +
-             listed + ". Points to address: error handling around " +
-             word(0, "the main code path") + " and test coverage for " + word(1, "the edge cases") +
-             ". Verdict: approve after these small fixes.";
+      return reviewer_reply(p);
     case Persona::tester:
-      return "Test plan for " + quoted + ":\n1. Unit tests for " + word(0, "the main behaviour") +
-             ".\n2. Edge cases and invalid input around " + word(1, "the inputs") +
-             ".\n3. An integration test covering " + word(2, "the end-to-end flow") +
-             ".\nExpected result: all pass with no regressions.";
+      return tester_reply(p);
     case Persona::coder:
-      return "Suggested changes for " + quoted + ":\n1. Move the logic around " +
-             word(0, "the main code path") +
-             " into a small function with a clear contract.\n2. Handle errors and invalid input "
-             "explicitly where " +
-             word(1, "the input") + " is processed.\n3. Add unit tests covering " +
-             word(2, "the new behaviour") +
-             ", including edge cases.\nThese changes keep the behaviour while making the code "
-             "easier to review and maintain.";
-    case Persona::planner:
-      if (contains_any(lower(input), {"synthes", "summar", "combine", "consolidat"})) {
-        return "Synthesis of " + quoted + ": the contributions agree on the essentials, namely " +
-               listed +
-               ". Combined recommendation: act first on the points the inputs share, resolve the "
-               "open concerns they raise, and verify the result with tests. With that, the work "
-               "is ready to conclude.";
+      return coder_reply(p);
+    case Persona::planner: {
+      // The instruction is the first line; the material below it may well mention summaries.
+      std::string instruction = lower(first_line_view(p.input));
+      if (contains_any(instruction, {"synthes", "summar", "combine", "consolidat"})) {
+        return synthesis_reply(p, r);
       }
-      return "Analysis of " + quoted + ": the request centres on " + listed +
-             ". Plan: 1) clarify the goal and the constraints; 2) work through " +
-             word(0, "the core task") + " first, then " + word(1, "the remaining parts") +
-             "; 3) check the result against the original request and summarise the outcome.";
+      return analysis_reply(p);
+    }
+    case Persona::analyst:
+      return analyst_reply(p);
+    case Persona::devops:
+      return devops_reply(p);
+    case Persona::migrator:
+      return migrator_reply(p);
+    case Persona::architect:
+      return architect_reply(p);
     case Persona::writer:
-      return "Documentation for " + quoted + ": an overview of " + listed +
+      return "Documentation for " + p.quoted + ": an overview of " + p.listed +
              ", step-by-step usage with a short example, and the known limitations. Each section "
              "stays brief and links to the reference where details matter.";
     case Persona::generic:
       break;
   }
-  return "Here is my response to " + quoted + ". The key points are " + listed +
+  return "Here is my response to " + p.quoted + ". The key points are " + p.listed +
          ". In short: the request is clear, the main consideration is " +
-         word(0, "the goal itself") +
+         p.word(0, "the goal itself") +
          ", and a sensible next step is to confirm the details and proceed.";
 }
 

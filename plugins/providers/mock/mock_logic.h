@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mock_scan.h"
 #include "troupe/plugin.h"
 
 namespace troupe::mock {
@@ -124,11 +125,15 @@ std::vector<std::string> split_chunks(std::string_view text, size_t chunk_chars)
 // The failures the model names error-rate-limited, error-server, error-timeout and
 // error-auth inject; nullopt for any other model.
 std::optional<Failure> injected_failure(std::string_view model);
-// The deterministic reply when no rule gives one: it depends on metadata.role/agent or the
-// system prompt, and quotes the last user message's first line and key words.
+// The deterministic reply when no rule gives one: its persona comes from metadata.role, then
+// metadata.agent, then the system prompt's first sentence; it quotes the last user message's
+// first line and key words, and names the files, functions and risky lines it finds there
+// (see mock_scan.h; key_words() is declared there).
 std::string default_reply(const ChatRequest& request);
-// The key words of a text: words of 4+ letters that are not common English, most frequent
-// first (ties: first occurrence), at most `max`.
-std::vector<std::string> key_words(std::string_view text, size_t max);
+// The persona a role name, agent name or sentence reads as: "security", "devops", "migrator",
+// "analyst", "architect", "reviewer", "tester", "writer", "planner", "coder" or "generic".
+// The first persona word decides; in a compound ("code reviewer", "qa_lead", "devops
+// engineer") its most specific part does.
+std::string persona_name(std::string_view role_or_sentence);
 
 }  // namespace troupe::mock
