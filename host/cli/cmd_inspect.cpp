@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -115,6 +116,22 @@ std::string store_path_for(const Common& common) {
 }
 
 int cmd_runs(const Common& common, const ListArgs& args) {
+  try {  // no store yet is no error for a listing: there are simply no runs
+    std::string path = store_path_for(common);
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+      if (common.json) {
+        std::printf("[]\n");
+      } else {
+        std::printf("no runs yet (%s does not exist; `troupe run WORKFLOW.lua` creates it)\n",
+                    path.c_str());
+      }
+      return kOk;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "troupe: %s\n", e.what());
+    return kUsage;
+  }
   auto store = open_store(common);
   if (!store) return kUsage;
   RunFilter filter;

@@ -94,9 +94,10 @@ class Reader {
   }
 
   uint64_t positive(const json& v, const std::string& where) const {
-    if (!v.is_number_integer() || v.get<int64_t>() <= 0) {
+    if (!v.is_number_integer()) {
       fail(where, std::string("expected a positive integer, got ") + type_name(v));
     }
+    if (v.get<int64_t>() <= 0) fail(where, "expected a positive integer, got " + v.dump());
     return v.get<uint64_t>();
   }
 

@@ -17,7 +17,10 @@ local traceback = debug.traceback
 
 -- string.dump would let a script hand-craft bytecode; remove it from the real library too
 -- (the string metatable leads there) and hide the metatable itself.
-string.dump = nil
+local function no_dump()
+  raw_error("string.dump is not available in a troupe workflow (bytecode cannot be loaded back)", 2)
+end
+string.dump = no_dump
 getmetatable("").__metatable = false
 
 -- A run stopped by a limit must stay stopped: pcall/xpcall re-raise once the host has
