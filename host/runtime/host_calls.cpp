@@ -15,6 +15,7 @@
 #include "plugin/plugin_instance.h"
 #include "runtime/json_lua.h"
 #include "runtime/runtime_internal.h"
+#include "troupe/plugin.hpp"
 
 namespace troupe::rt {
 namespace {
@@ -43,38 +44,6 @@ Task* waiting_task_of(lua_State* L, const char* what) {
                what);
   }
   return t;
-}
-
-const char* status_name(troupe_status_t s) {
-  switch (s) {
-    case TROUPE_OK:
-      return "ok";
-    case TROUPE_INVALID_ARGUMENT:
-      return "invalid_argument";
-    case TROUPE_UNSUPPORTED:
-      return "unsupported";
-    case TROUPE_NOT_FOUND:
-      return "not_found";
-    case TROUPE_AUTH:
-      return "auth";
-    case TROUPE_RATE_LIMITED:
-      return "rate_limited";
-    case TROUPE_TRANSPORT:
-      return "transport";
-    case TROUPE_TIMEOUT:
-      return "timeout";
-    case TROUPE_CANCELLED:
-      return "cancelled";
-    case TROUPE_BUDGET_EXCEEDED:
-      return "budget_exceeded";
-    case TROUPE_UNAVAILABLE:
-      return "unavailable";
-    case TROUPE_TOO_LARGE:
-      return "too_large";
-    case TROUPE_INTERNAL:
-      return "internal";
-  }
-  return "unknown";
 }
 
 // Raises msg positioned at the workflow's own line: host primitives are called from the troupe
@@ -178,7 +147,7 @@ int host_chat(lua_State* L) {
         return 2;
       };
     } else {
-      const char* name = status_name(result.status);
+      const char* name = sdk::status_name(result.status);
       std::string text = "agent '" + step.agent + "' (" + step.model + ") step " + step.step_key +
                          ": " + name + ": " + result.error;
       step.status = result.status == TROUPE_CANCELLED ? "cancelled" : "failed";
@@ -410,14 +379,7 @@ int host_random(lua_State* L) {
 
 int host_randomseed(lua_State* L) {
   Run& run = *task_of(L)->run;
-  auto seed = static_cast<uint64_t>(luaL_optinteger(L, 1, 0));
-  for (auto& s : run.rng) {
-    seed += 0x9e3779b97f4a7c15ull;
-    uint64_t z = seed;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    s = z ^ (z >> 31);
-  }
+  seed_rng(run.rng, static_cast<uint64_t>(luaL_optinteger(L, 1, 0)));
   return 0;
 }
 

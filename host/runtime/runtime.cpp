@@ -125,14 +125,7 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
     run->source = spec.chunk_name;
     run->workflow = spec.chunk_name;
   }
-  uint64_t seed = std::hash<std::string>{}(run->id);
-  for (auto& s : run->rng) {  // splitmix64: a deterministic stream per run id
-    seed += 0x9e3779b97f4a7c15ull;
-    uint64_t z = seed;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    s = z ^ (z >> 31);
-  }
+  seed_rng(run->rng, std::hash<std::string>{}(run->id));  // deterministic per run id
   runs[run->id] = run;
   if (store) {
     store->create_run({run->id, run->workflow, run->source, run->input_json, "running", "", "",

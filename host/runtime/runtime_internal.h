@@ -169,4 +169,15 @@ const std::string* builtin_script(const std::string& module);
 
 int64_t unix_ms();
 
+// Seeds a run's xoshiro256** state from one number (splitmix64, as its authors recommend).
+inline void seed_rng(uint64_t rng[4], uint64_t seed) {
+  for (int i = 0; i < 4; ++i) {
+    seed += 0x9e3779b97f4a7c15ull;
+    uint64_t z = seed;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    rng[i] = z ^ (z >> 31);
+  }
+}
+
 }  // namespace troupe::rt
