@@ -507,6 +507,10 @@ int host_set_workflow(lua_State* L) {
   Core* core = core_of(L);
   Run& run = *task_of(L)->run;
   const char* name = luaL_checkstring(L, 1);
+  const char* durability = luaL_optstring(L, 2, nullptr);
+  if (durability != nullptr) {
+    run.durability = std::string_view(durability) == "async" ? Durability::async : Durability::sync;
+  }
   if (run.workflow == name) return 0;
   run.workflow = name;
   if (core->store) core->store->set_run_workflow(run.id, run.workflow);

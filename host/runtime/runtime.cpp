@@ -115,6 +115,7 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
   run->created_ms = unix_ms();
   run->on_done = std::move(on_done);
   run->input_json = spec.input_json.empty() ? "{}" : spec.input_json;
+  run->durability = options.durability;
   if (!spec.source_path.empty()) {
     std::error_code ec;
     std::filesystem::path abs = std::filesystem::absolute(spec.source_path, ec);
@@ -480,7 +481,7 @@ void Core::finish_step(const std::shared_ptr<Task>& task, StepRecord step, Pushe
   if (!step.error.empty()) data["error"] = step.error;
   emit(run, "step.finished", step.step_key, data.dump());
   bool resumable = !task->finished && !run.done;
-  if (store == nullptr || options.durability == Durability::async || !resumable) {
+  if (store == nullptr || run.durability == Durability::async || !resumable) {
     if (store) store->record_step(step);
     if (resumable) schedule(task, std::move(push));
     return;

@@ -79,6 +79,7 @@ struct Run {
   std::shared_ptr<Task> root;
   int env_ref = LUA_NOREF;
   int chunk_ref = LUA_NOREF;  // owned compiled chunk (string sources; files are cached)
+  Durability durability = Durability::sync;  // the host's, unless the workflow chose
   bool done = false;
   bool cancelled = false;
   std::function<void(const RunOutcome&)> on_done;

@@ -243,7 +243,7 @@ local function runner(chunk, env, input)
     raw_error("the script must return troupe.workflow{ name = ..., run = function(input) ... end }" ..
               " (it returned " .. (wf == nil and "nothing" or "a " .. raw_type(wf)) .. ")", 0)
   end
-  host.set_workflow(wf.name)
+  host.set_workflow(wf.name, wf.durability)
   return wf.run(input)
 end
 

@@ -31,7 +31,8 @@ end
 
 local Workflow = { __name = "troupe.workflow" }
 
---- troupe.workflow{ name = "...", run = function(input) ... end [, description = "..."] }
+--- troupe.workflow{ name = "...", run = function(input) ... end [, description = "..."]
+---                  [, durability = "sync" | "async"] }   (default: the host's `durability`)
 function troupe.workflow(def)
   if type(def) ~= "table" then
     error("troupe.workflow expects a table { name = ..., run = function(input) ... end }", 2)
@@ -42,7 +43,11 @@ function troupe.workflow(def)
   if type(def.run) ~= "function" then
     error("troupe.workflow '" .. def.name .. "': 'run' must be a function(input)", 2)
   end
-  return setmetatable({ name = def.name, run = def.run, description = def.description }, Workflow)
+  if def.durability ~= nil and def.durability ~= "sync" and def.durability ~= "async" then
+    error("troupe.workflow '" .. def.name .. "': 'durability' must be \"sync\" or \"async\"", 2)
+  end
+  return setmetatable({ name = def.name, run = def.run, description = def.description,
+                        durability = def.durability }, Workflow)
 end
 
 function troupe.is_workflow(v) return type(v) == "table" and getmetatable(v) == Workflow end

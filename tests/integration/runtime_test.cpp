@@ -245,6 +245,24 @@ TEST_F(RuntimeTest, AFailedBranchKeepsItsErrorTableForTheJoin) {
       << o["text"];
 }
 
+TEST_F(RuntimeTest, AWorkflowMayChooseAsyncDurabilityAndStillJournalsEveryStep) {
+  auto out = run(R"(
+    local troupe = require("troupe")
+    local a = troupe.agent{ name = "a", model = "mock/m" }
+    return troupe.workflow{ name = "quick", durability = "async", run = function()
+      for i = 1, 5 do a:ask("q" .. i) end
+      return "done"
+    end })");
+  ASSERT_EQ(out.status, "succeeded") << out.error;
+  EXPECT_EQ(steps(out.run_id).size(), 5u);
+  auto bad =
+      run("local troupe = require('troupe')\n"
+          "return troupe.workflow{ name = 'x', durability = 'sometimes', run = print }");
+  EXPECT_EQ(bad.status, "failed");
+  EXPECT_NE(bad.error.find("'durability' must be \"sync\" or \"async\""), std::string::npos)
+      << bad.error;
+}
+
 TEST_F(RuntimeTest, AgentsRejectUnknownFields) {
   auto out = run_body("local a = troupe.agent{ name = 'a', modle = 'openai/gpt-4o' }\nreturn a");
   EXPECT_EQ(out.status, "failed");
