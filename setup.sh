@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 packages=(build-essential cmake ninja-build pkg-config liblua5.4-dev nlohmann-json3-dev
   libcurl4-openssl-dev libboost-dev libboost-filesystem-dev libsqlite3-dev libgtest-dev libgmock-dev
-  libcli11-dev libvalijson-dev libyaml-cpp-dev)
+  libcli11-dev libvalijson-dev libyaml-cpp-dev libbenchmark-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
