@@ -607,9 +607,4 @@ size_t Runtime::active_runs() const {
   return core_->runs.size();
 }
 
-uint64_t Runtime::run_memory(const std::string& run_id) const {
-  auto it = core_->runs.find(run_id);
-  return it == core_->runs.end() ? 0 : core_->memory.used(it->second->mem_slot);
-}
-
 }  // namespace troupe

@@ -92,8 +92,6 @@ class Runtime {
   void set_default_model(const std::string& model);
 
   size_t active_runs() const;
-  // Bytes of Lua heap charged to a live run (0 when unknown); for tests and metrics.
-  uint64_t run_memory(const std::string& run_id) const;
 
  private:
   std::unique_ptr<rt::Core> core_;
