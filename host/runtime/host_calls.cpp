@@ -78,14 +78,13 @@ int host_chat(lua_State* L) {
   std::string error;
   std::shared_ptr<PluginInstance> provider = core->providers.provider(provider_name, &error);
   if (!provider) return user_error(L, "agent '" + agent + "': " + error);
-  std::string request_text;
-  if (!lua::to_json(L, 4, &request_text, &error, "request")) {
+  nlohmann::json request;
+  if (!lua::to_json(L, 4, &request, &error, "request")) {
     return user_error(L, "agent '" + agent + "': " + error);
   }
 
   Run& run = *t->run;
   std::string key = t->key(++t->ordinal);
-  nlohmann::json request = nlohmann::json::parse(request_text);
   request["model"] = model.substr(slash + 1);
   nlohmann::json meta = {{"agent", agent}, {"run_id", run.id}, {"step_key", key}};
   if (!role.empty()) meta["role"] = role;
@@ -388,14 +387,9 @@ int host_killed(lua_State* L) {
   Core* core = core_of(L);
   Task* t = task_slot(L);
   if (t == nullptr) return 0;
-  Run& run = *t->run;
-  if (run.kill_reason.empty() && core->memory.exhausted(run.mem_slot)) {
-    run.kill_reason = "memory limit exceeded: the run used more than " +
-                      std::to_string(core->options.limits.max_memory_bytes >> 20) +
-                      " MiB of Lua memory (limits.max_memory_mb)";
-  }
-  if (run.kill_reason.empty()) return 0;
-  lua_pushstring(L, run.kill_reason.c_str());
+  const std::string& reason = core->kill_reason(*t->run);
+  if (reason.empty()) return 0;
+  lua_pushlstring(L, reason.data(), reason.size());
   return 1;
 }
 

@@ -266,10 +266,15 @@ bool push_json(lua_State* L, std::string_view json, std::string* error) {
   return true;
 }
 
+bool to_json(lua_State* L, int idx, nlohmann::json* out, std::string* error,
+             const char* root_name) {
+  std::string path = root_name;
+  return encode(L, idx, out, path, error, 0);
+}
+
 bool to_json(lua_State* L, int idx, std::string* out, std::string* error, const char* root_name) {
   nlohmann::json j;
-  std::string path = root_name;
-  if (!encode(L, idx, &j, path, error, 0)) return false;
+  if (!to_json(L, idx, &j, error, root_name)) return false;
   *out = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return true;
 }

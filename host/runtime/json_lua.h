@@ -7,6 +7,7 @@
 // object unless its metatable marks it as an array).
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,10 @@ bool push_json(lua_State* L, std::string_view json, std::string* error);
 // Serialises the value at idx. Returns false with *error naming the path of the offending
 // value (e.g. "output.items[3]: a function cannot be converted to JSON").
 bool to_json(lua_State* L, int idx, std::string* out, std::string* error,
+             const char* root_name = "value");
+
+// The same, as a JSON value (for callers that go on editing it).
+bool to_json(lua_State* L, int idx, nlohmann::json* out, std::string* error,
              const char* root_name = "value");
 
 // The registry key of the array marker metatable and of the null sentinel.

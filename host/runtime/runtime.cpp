@@ -319,13 +319,18 @@ void Core::resume(const std::shared_ptr<Task>& task, const Pusher& push) {
   task_failed(task, message, error_ref);
 }
 
-std::string Core::error_text(Task& task, int status) {
-  Run& run = *task.run;
+const std::string& Core::kill_reason(Run& run) {
   if (run.kill_reason.empty() && memory.exhausted(run.mem_slot)) {
     run.kill_reason = "memory limit exceeded: the run used more than " +
                       std::to_string(options.limits.max_memory_bytes >> 20) +
                       " MiB of Lua memory (limits.max_memory_mb)";
   }
+  return run.kill_reason;
+}
+
+std::string Core::error_text(Task& task, int status) {
+  Run& run = *task.run;
+  kill_reason(run);
   std::string message;
   lua_State* co = task.co;
   if (!run.kill_reason.empty()) {

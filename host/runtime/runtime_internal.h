@@ -116,6 +116,8 @@ class Core {
   void emit(Run& run, const char* type, const std::string& step_key, std::string data_json,
             bool persistent = true);
   std::shared_ptr<Task> shared(Task* t);
+  // Why a limit stopped the run ("" while it runs); notices a refused allocation first.
+  const std::string& kill_reason(Run& run);
 
   EventLoop& loop;
   Store* store;

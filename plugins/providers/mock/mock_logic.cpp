@@ -166,18 +166,6 @@ bool contains_any(const std::string& haystack, std::initializer_list<const char*
   return false;
 }
 
-// Cuts text to at most max code points, adding "..." when it had to cut.
-std::string truncate_chars(std::string_view text, size_t max) {
-  size_t chars = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
-      if (chars == max) return std::string(text.substr(0, i)) + "...";
-      ++chars;
-    }
-  }
-  return std::string(text);
-}
-
 // The first non-blank line, trimmed, without a trailing colon or full stop.
 std::string_view first_line_view(std::string_view text) {
   size_t pos = 0;
@@ -200,7 +188,7 @@ std::string_view first_line_view(std::string_view text) {
 
 // The first line as quoted in replies: at most 80 characters.
 std::string first_line(std::string_view text) {
-  return truncate_chars(first_line_view(text), 80);
+  return cut(first_line_view(text), 80);
 }
 
 // The first sentence of a text: up to the first line break, or the first '.', '!' or '?'

@@ -65,18 +65,6 @@ size_t code_points(std::string_view s) {
   return n;
 }
 
-// Cuts text to at most max code points, adding "..." when it had to cut.
-std::string cut(std::string_view text, size_t max) {
-  size_t chars = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
-      if (chars == max) return std::string(text.substr(0, i)) + "...";
-      ++chars;
-    }
-  }
-  return std::string(text);
-}
-
 // Reads a decimal number at s[i], advancing i; false when there is none.
 bool read_number(std::string_view s, size_t& i, uint32_t& value) {
   size_t start = i;
@@ -393,6 +381,17 @@ bool looks_like_identifier(std::string_view w) {
 }
 
 }  // namespace
+
+std::string cut(std::string_view text, size_t max) {
+  size_t chars = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+      if (chars == max) return std::string(text.substr(0, i)) + "...";
+      ++chars;
+    }
+  }
+  return std::string(text);
+}
 
 // ---------------------------------------------------------------------------------------
 

@@ -36,6 +36,9 @@ struct Line {
 // The views point into `text`.
 std::vector<Line> read_lines(std::string_view text);
 
+// Cuts text to at most max code points, adding "..." when it had to cut.
+std::string cut(std::string_view text, size_t max);
+
 // True when the text holds a hunk ("@@ -a,b +c,d @@").
 bool has_hunks(const std::vector<Line>& lines);
 
