@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # setup.sh: installs what is missing (Debian packages), builds troupe, and runs the demo workflow.
 #
-#   ./setup.sh            install + build + run scripts/workflows/pr_review.lua offline (mock provider)
+#   ./setup.sh            install + build + run scripts/workflows/pr_review.lua: offline on the mock
+#                         provider, or on real vendors for the keys set (OPENAI_API_KEY,
+#                         ANTHROPIC_API_KEY, GEMINI_API_KEY; TROUPE_OFFLINE=1 forces offline)
 #   ./setup.sh --no-demo  install + build only
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,7 +28,17 @@ cmake --build build -j"$(nproc)"
 echo "setup: built build/troupe and the plugins in build/plugins"
 
 if [[ "${1:-}" != "--no-demo" ]]; then
-  echo "setup: running the demo workflow (offline, mock provider)"
+  # Without a troupe.yaml, a vendor whose key is in the environment is used for real; the
+  # other agents of the demo stay on the offline mock (host/config/config.h).
+  real=()
+  [[ -n "${OPENAI_API_KEY:-}" ]] && real+=(openai)
+  [[ -n "${ANTHROPIC_API_KEY:-}" ]] && real+=(anthropic)
+  [[ -n "${GEMINI_API_KEY:-}${GOOGLE_API_KEY:-}" ]] && real+=(gemini)
+  if [[ -n "${TROUPE_OFFLINE:-}" && "${TROUPE_OFFLINE}" != 0 ]] || ((${#real[@]} == 0)); then
+    echo "setup: running the demo workflow (offline: mock provider)"
+  else
+    echo "setup: running the demo workflow (real providers: ${real[*]}; the rest on the mock)"
+  fi
   ./build/troupe --store build/demo.db run scripts/workflows/pr_review.lua \
     --input @scripts/workflows/examples/pr_review_input.json
 fi

@@ -29,6 +29,10 @@ std::shared_ptr<PluginInstance> ProviderRegistry::provider(const std::string& re
     }
     name = config_.fallback_provider;
     cfg = config_.providers.find(name);
+    if (fallback_noted_.insert(requested).second) {
+      log::info("providers", "provider '" + requested + "' is not configured: served by '" + name +
+                                 "' (configure it in troupe.yaml, or set its API key)");
+    }
   }
   if (auto it = instances_.find(name); it != instances_.end()) return it->second;
   if (auto it = failures_.find(name); it != failures_.end()) {

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,7 @@ class ProviderRegistry : public ProviderResolver {
   std::vector<std::string> search_path_;
   std::map<std::string, std::shared_ptr<PluginInstance>> instances_;
   std::map<std::string, std::string> failures_;
+  std::set<std::string> fallback_noted_;  // names already reported as served by the fallback
 };
 
 }  // namespace troupe

@@ -60,6 +60,14 @@ class Progress {
 
   void on_event(const RunEvent& ev) {
     json d = json::parse(ev.data_json, nullptr, false);
+    if (ev.type == "text.delta") {
+      if (live_) stream_text(ev.step_key, d.value("text", ""));
+      return;
+    }
+    // Any other line ends the streamed text on screen; it continues under its own prefix.
+    bool ends_stream = ev.type == "step.finished" && ev.step_key == stream_key_;
+    break_stream_line();
+    if (ends_stream) stream_key_.clear();
     if (ev.type == "log") {
       std::string level = d.value("level", "info");
       std::string line = "  · " + d.value("message", "");
@@ -100,8 +108,36 @@ class Progress {
   }
 
  private:
+  // Streamed text of one model call at a time is shown as it arrives, under "  │ ". Calls
+  // streaming at the same time wait their turn: their text is in the result and the journal.
+  void stream_text(const std::string& key, const std::string& text) {
+    if (stream_key_.empty()) stream_key_ = key;
+    if (key != stream_key_ || text.empty()) return;
+    std::string out;
+    for (char c : text) {
+      if (at_line_start_) {
+        out += s_.dim("  │ ");
+        at_line_start_ = false;
+      }
+      out += c;
+      if (c == '\n') at_line_start_ = true;
+    }
+    std::fputs(out.c_str(), stderr);
+    std::fflush(stderr);
+    mid_line_ = !at_line_start_;
+  }
+
+  void break_stream_line() {
+    if (mid_line_) std::fputc('\n', stderr);
+    mid_line_ = false;
+    at_line_start_ = true;
+  }
+
   Style s_;
   bool live_;
+  std::string stream_key_;     // the call whose text is on screen; "" = none
+  bool at_line_start_ = true;  // the next streamed character starts a line
+  bool mid_line_ = false;      // streamed text left the cursor in the middle of a line
 };
 
 }  // namespace

@@ -259,14 +259,79 @@ Config load_config(const std::string& path) {
   return from_json(doc, path);
 }
 
-Config find_config(const std::string& explicit_path) {
-  if (!explicit_path.empty()) return load_config(explicit_path);
-  if (const char* env = std::getenv("TROUPE_CONFIG"); env && *env) return load_config(env);
-  for (const char* name : {"troupe.yaml", "troupe.yml", "troupe.json"}) {
-    std::error_code ec;
-    if (fs::is_regular_file(name, ec)) return load_config(name);
+namespace {
+
+std::string env_value(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? std::string(v) : std::string();
+}
+
+// Adds a real vendor provider when its key variable is set: the name models use, the plugin,
+// and the variable the key comes from (the key itself stays in the environment). base_var
+// names the variable the vendor's own SDK reads a different endpoint from.
+void add_keyed_provider(Config& c, const std::string& name, const std::vector<const char*>& vars,
+                        const char* base_var) {
+  for (const char* var : vars) {
+    if (env_value(var).empty()) continue;
+    ProviderConfig p;
+    p.name = name;
+    p.plugin = name;
+    p.secret_env["api_key"] = var;
+    if (std::string base = env_value(base_var); !base.empty())
+      p.settings_json = json{{"base_url", base}}.dump();
+    c.providers[name] = std::move(p);
+    return;
   }
-  return default_config();
+}
+
+}  // namespace
+
+void add_environment_providers(Config& c) {
+  if (!env_value("TROUPE_OFFLINE").empty() && env_value("TROUPE_OFFLINE") != "0") return;
+  add_keyed_provider(c, "openai", {"OPENAI_API_KEY"}, "OPENAI_BASE_URL");
+  add_keyed_provider(c, "anthropic", {"ANTHROPIC_API_KEY"}, "ANTHROPIC_BASE_URL");
+  add_keyed_provider(c, "gemini", {"GEMINI_API_KEY", "GOOGLE_API_KEY"}, "GEMINI_BASE_URL");
+  std::string ollama = env_value("OLLAMA_HOST");
+  if (!ollama.empty()) {
+    // Ollama's own clients accept "host:port" without a scheme.
+    if (ollama.find("://") == std::string::npos) ollama = "http://" + ollama;
+    ProviderConfig p;
+    p.name = "ollama";
+    p.plugin = "ollama";
+    p.settings_json = json{{"base_url", ollama}}.dump();
+    c.providers["ollama"] = std::move(p);
+  }
+}
+
+Config find_config(const std::string& explicit_path) {
+  Config c;
+  bool found = false;
+  if (!explicit_path.empty()) {
+    c = load_config(explicit_path);
+    found = true;
+  } else if (std::string env = env_value("TROUPE_CONFIG"); !env.empty()) {
+    c = load_config(env);
+    found = true;
+  } else {
+    for (const char* name : {"troupe.yaml", "troupe.yml", "troupe.json"}) {
+      std::error_code ec;
+      if (fs::is_regular_file(name, ec)) {
+        c = load_config(name);
+        found = true;
+        break;
+      }
+    }
+  }
+  if (!found) {
+    c = default_config();
+    add_environment_providers(c);
+  }
+  if (std::string model = env_value("TROUPE_MODEL"); !model.empty()) {
+    if (model.find('/') == std::string::npos || model.front() == '/' || model.back() == '/')
+      throw ConfigError("TROUPE_MODEL: '" + model + "' must be written as provider/model");
+    c.default_model = model;
+  }
+  return c;
 }
 
 }  // namespace troupe

@@ -44,7 +44,15 @@ Config default_config();
 // Parses a file (YAML or JSON by extension; YAML accepts JSON too). Throws ConfigError.
 Config load_config(const std::string& path);
 
-// Applies the search order above. explicit_path may be empty.
+// Without a configuration file, real vendors are used for the keys the environment holds:
+// OPENAI_API_KEY -> openai, ANTHROPIC_API_KEY -> anthropic, GEMINI_API_KEY (or GOOGLE_API_KEY)
+// -> gemini, OLLAMA_HOST -> ollama; OPENAI_BASE_URL, ANTHROPIC_BASE_URL and GEMINI_BASE_URL
+// point a vendor elsewhere, as the vendors' SDKs do. Every other provider name stays on the mock.
+// TROUPE_OFFLINE=1 turns this off.
+void add_environment_providers(Config& c);
+
+// Applies the search order above (and add_environment_providers() when no file is found).
+// $TROUPE_MODEL, when set, replaces default_model. explicit_path may be empty.
 Config find_config(const std::string& explicit_path);
 
 }  // namespace troupe

@@ -39,6 +39,11 @@ int remaining_ms(Clock::time_point deadline) {
 // The inherited environment with the requested removals and overrides, as KEY=VALUE strings.
 std::vector<std::string> child_environment(const ProcessOptions& o) {
   std::set<std::string> drop(o.unset_env.begin(), o.unset_env.end());
+  // A developer's real keys must not send the tests to the network (config.h: keys in the
+  // environment select real vendors); a test that wants one passes it in o.env.
+  for (const char* key : {"OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+                          "OLLAMA_HOST", "TROUPE_MODEL", "TROUPE_CONFIG"})
+    drop.insert(key);
   for (const auto& [key, value] : o.env)
     drop.insert(key);
   std::vector<std::string> out;
