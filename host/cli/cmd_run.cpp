@@ -82,10 +82,11 @@ class Progress {
                    s_.dim("run " + ev.run_id).c_str(), s_.dim(d.value("source", "")).c_str());
     } else if (ev.type == "step.started") {
       std::string kind = d.value("kind", "");
-      std::string what =
-          kind == "chat"
-              ? pad(d.value("agent", ""), 12) + " " + d.value("model", "")
-              : kind + (kind == "sleep" ? " " + format_ms(d.value("seconds", 0.0) * 1000) : "");
+      std::string what = kind;
+      if (kind == "chat") what = pad(d.value("agent", ""), 12) + " " + d.value("model", "");
+      if (kind == "tool") what = pad(d.value("caller", ""), 12) + " tool " + d.value("tool", "");
+      if (kind == "http") what = "http " + d.value("method", "") + " " + d.value("url", "");
+      if (kind == "sleep") what = "sleep " + format_ms(d.value("seconds", 0.0) * 1000);
       std::fprintf(stderr, "  %s %s %s\n", s_.cyan("→").c_str(), pad(ev.step_key, 8).c_str(),
                    what.c_str());
     } else if (ev.type == "join.started") {
@@ -93,9 +94,11 @@ class Progress {
                    d.value("kind", "parallel").c_str(), d.value("branches", 0));
     } else if (ev.type == "step.finished") {
       bool ok = d.value("status", "") == "succeeded";
-      std::string what = d.value("kind", "") == "chat"
+      std::string kind = d.value("kind", "");
+      std::string what = kind == "chat"
                              ? pad(d.value("agent", ""), 12) + " " + pad(d.value("model", ""), 28)
-                             : pad(d.value("kind", ""), 41);
+                         : kind == "tool" ? pad("tool " + d.value("agent", ""), 41)
+                                          : pad(kind, 41);
       std::string figures = format_ms(d.value("latency_ms", 0.0));
       if (d.contains("input_tokens")) {
         figures += "  " + std::to_string(d.value("input_tokens", 0)) + " → " +

@@ -13,20 +13,16 @@
 #include "core/log.h"
 #include "loop/event_loop.h"
 #include "plugin/plugin_instance.h"
+#include "runtime/host_call_util.h"
 #include "runtime/json_lua.h"
 #include "runtime/runtime_internal.h"
 #include "troupe/plugin.hpp"
 
 namespace troupe::rt {
-namespace {
 
 Core* core_of(lua_State* L) {
   return static_cast<Core*>(lua_touserdata(L, lua_upvalueindex(1)));
 }
-
-// The calls that wait must be able to yield: not from inside a metamethod, a table.sort
-// comparator or a string.gsub callback, whose C caller cannot be suspended.
-Task* waiting_task_of(lua_State* L, const char* what);
 
 Task* task_of(lua_State* L) {
   Task* t = task_slot(L);
@@ -35,6 +31,8 @@ Task* task_of(lua_State* L) {
   return t;
 }
 
+// The calls that wait must be able to yield: not from inside a metamethod, a table.sort
+// comparator or a string.gsub callback, whose C caller cannot be suspended.
 Task* waiting_task_of(lua_State* L, const char* what) {
   Task* t = task_of(L);
   if (!lua_isyieldable(L)) {
@@ -60,85 +58,115 @@ int yield_for_host(lua_State* L, Task* t) {
   return lua_yield(L, 0);
 }
 
-// host.chat(agent, "provider/model", role|nil, request, stream) -> true, response | false, error
-int host_chat(lua_State* L) {
-  Core* core = core_of(L);
-  Task* t = waiting_task_of(L, "agent:ask/chat");
+void push_error_table(lua_State* co, const char* status, const std::string& message, bool retryable,
+                      uint32_t retry_after_ms, const std::string& step_key,
+                      const std::string& text) {
+  lua_createtable(co, 0, 6);
+  lua_pushstring(co, status);
+  lua_setfield(co, -2, "status");
+  lua_pushlstring(co, message.data(), message.size());
+  lua_setfield(co, -2, "message");
+  lua_pushboolean(co, retryable);
+  lua_setfield(co, -2, "retryable");
+  lua_pushinteger(co, retry_after_ms);
+  lua_setfield(co, -2, "retry_after_ms");
+  lua_pushlstring(co, step_key.data(), step_key.size());
+  lua_setfield(co, -2, "step_key");
+  lua_pushlstring(co, text.data(), text.size());
+  lua_setfield(co, -2, "text");
+}
+
+ChatCall prepare_chat(lua_State* L, Core* core, Task* t) {
   std::string agent = luaL_checkstring(L, 1);
   std::string model = luaL_checkstring(L, 2);
   std::string role = luaL_optstring(L, 3, "");
   luaL_checktype(L, 4, LUA_TTABLE);
-  bool stream = lua_toboolean(L, 5);
   size_t slash = model.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == model.size()) {
-    return user_error(
-        L, "agent '" + agent + "': model '" + model + "' must be written as provider/model");
+    user_error(L, "agent '" + agent + "': model '" + model + "' must be written as provider/model");
   }
   std::string provider_name = model.substr(0, slash);
   std::string error;
-  std::shared_ptr<PluginInstance> provider = core->providers.provider(provider_name, &error);
-  if (!provider) return user_error(L, "agent '" + agent + "': " + error);
+  ChatCall c;
+  c.provider = core->providers.provider(provider_name, &error);
+  if (!c.provider) user_error(L, "agent '" + agent + "': " + error);
   nlohmann::json request;
   if (!lua::to_json(L, 4, &request, &error, "request")) {
-    return user_error(L, "agent '" + agent + "': " + error);
+    user_error(L, "agent '" + agent + "': " + error);
   }
 
   Run& run = *t->run;
-  std::string key = t->key(++t->ordinal);
+  c.key = t->key(++t->ordinal);
   request["model"] = model.substr(slash + 1);
-  nlohmann::json meta = {{"agent", agent}, {"run_id", run.id}, {"step_key", key}};
+  nlohmann::json meta = {{"agent", agent}, {"run_id", run.id}, {"step_key", c.key}};
   if (!role.empty()) meta["role"] = role;
   request["metadata"] = meta;
-  std::string body = request.dump();
+  // Invalid UTF-8 in a prompt or a tool result must not throw out of a Lua call.
+  c.body = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 
-  StepRecord step;
-  step.run_id = run.id;
-  step.step_key = key;
-  step.kind = "chat";
-  step.agent = agent;
-  step.model = model;
-  step.request_json = body;
-  step.started_ms = unix_ms();
-  core->emit(run, "step.started", key,
+  c.step.run_id = run.id;
+  c.step.step_key = c.key;
+  c.step.kind = "chat";
+  c.step.agent = agent;
+  c.step.model = model;
+  c.step.request_json = log::redact(c.body);
+  c.step.started_ms = unix_ms();
+  core->emit(run, "step.started", c.key,
              nlohmann::json{{"kind", "chat"}, {"agent", agent}, {"model", model}}.dump());
+  return c;
+}
 
+bool settle_chat(StepRecord* step, CallResult* result, uint64_t t0, std::string* error_text) {
+  step->finished_ms = unix_ms();
+  step->latency_us = static_cast<int64_t>((EventLoop::now_ns() - t0) / 1000);
+  nlohmann::json response;
+  if (result->status == TROUPE_OK) {
+    response = nlohmann::json::parse(result->result_json, nullptr, false);
+    if (!response.is_object()) {
+      result->status = TROUPE_INTERNAL;
+      result->error = "the provider returned a response that is not a JSON object";
+    }
+  }
+  if (result->status == TROUPE_OK) {
+    const nlohmann::json& usage = response.contains("usage") ? response["usage"] : nlohmann::json();
+    if (usage.is_object()) {
+      step->input_tokens = usage.value("input_tokens", int64_t{0});
+      step->output_tokens = usage.value("output_tokens", int64_t{0});
+    }
+    step->status = "succeeded";
+    // A plugin that echoes a key must not get it into the journal or the workflow.
+    result->result_json = log::redact(result->result_json);
+    step->response_json = result->result_json;
+    return true;
+  }
+  const char* name = sdk::status_name(result->status);
+  *error_text = "agent '" + step->agent + "' (" + step->model + ") step " + step->step_key + ": " +
+                name + ": " + result->error;
+  step->status = result->status == TROUPE_CANCELLED ? "cancelled" : "failed";
+  step->error = std::string(name) + ": " + result->error;
+  return false;
+}
+
+namespace {
+
+// host.chat(agent, "provider/model", role|nil, request) -> true, response | false, error
+int host_chat(lua_State* L) {
+  Core* core = core_of(L);
+  Task* t = waiting_task_of(L, "agent:ask/chat");
+  ChatCall c = prepare_chat(L, core, t);
   std::weak_ptr<Task> weak = core->shared(t);
   std::weak_ptr<bool> token = core->alive;
   uint64_t t0 = EventLoop::now_ns();
   CallHandlers handlers;
-  handlers.on_event = [core, weak, token, key](const StreamEvent& ev) {
-    if (token.expired() || ev.type != TROUPE_EVENT_TEXT_DELTA) return;
-    auto task = weak.lock();
-    if (!task || task->finished) return;
-    core->emit(*task->run, "text.delta", key, nlohmann::json{{"text", ev.text}}.dump(), false);
-  };
-  handlers.on_complete = [core, weak, token, step, t0](CallResult result) mutable {
+  handlers.on_complete = [core, weak, token, step = std::move(c.step),
+                          t0](CallResult result) mutable {
     if (token.expired()) return;
     auto task = weak.lock();
     if (!task) return;
     task->cancel_op = nullptr;
-    step.finished_ms = unix_ms();
-    step.latency_us = static_cast<int64_t>((EventLoop::now_ns() - t0) / 1000);
-    nlohmann::json response;
-    if (result.status == TROUPE_OK) {
-      response = nlohmann::json::parse(result.result_json, nullptr, false);
-      if (!response.is_object()) {
-        result.status = TROUPE_INTERNAL;
-        result.error = "the provider returned a response that is not a JSON object";
-      }
-    }
+    std::string text;
     Pusher push;
-    if (result.status == TROUPE_OK) {
-      const nlohmann::json& usage =
-          response.contains("usage") ? response["usage"] : nlohmann::json();
-      if (usage.is_object()) {
-        step.input_tokens = usage.value("input_tokens", int64_t{0});
-        step.output_tokens = usage.value("output_tokens", int64_t{0});
-      }
-      step.status = "succeeded";
-      // A plugin that echoes a key must not get it into the journal or the workflow.
-      result.result_json = log::redact(result.result_json);
-      step.response_json = result.result_json;
+    if (settle_chat(&step, &result, t0, &text)) {
       push = [json = std::move(result.result_json)](lua_State* co) {
         std::string err;
         lua_pushboolean(co, 1);
@@ -146,34 +174,18 @@ int host_chat(lua_State* L) {
         return 2;
       };
     } else {
-      const char* name = sdk::status_name(result.status);
-      std::string text = "agent '" + step.agent + "' (" + step.model + ") step " + step.step_key +
-                         ": " + name + ": " + result.error;
-      step.status = result.status == TROUPE_CANCELLED ? "cancelled" : "failed";
-      step.error = std::string(name) + ": " + result.error;
-      push = [name, result, text, key = step.step_key](lua_State* co) {
+      push = [result, text, key = step.step_key](lua_State* co) {
         lua_pushboolean(co, 0);
-        lua_createtable(co, 0, 6);
-        lua_pushstring(co, name);
-        lua_setfield(co, -2, "status");
-        lua_pushlstring(co, result.error.data(), result.error.size());
-        lua_setfield(co, -2, "message");
-        lua_pushboolean(co, result.retryable);
-        lua_setfield(co, -2, "retryable");
-        lua_pushinteger(co, result.retry_after_ms);
-        lua_setfield(co, -2, "retry_after_ms");
-        lua_pushlstring(co, key.data(), key.size());
-        lua_setfield(co, -2, "step_key");
-        lua_pushlstring(co, text.data(), text.size());
-        lua_setfield(co, -2, "text");
+        push_error_table(co, sdk::status_name(result.status), result.error, result.retryable,
+                         result.retry_after_ms, key, text);
         return 2;
       };
     }
     core->finish_step(task, std::move(step), std::move(push));
   };
-  uint64_t call = provider->invoke("chat", body, stream, core->options.limits.call_timeout_ms,
-                                   std::move(handlers));
-  t->cancel_op = [provider, call] { provider->cancel(call); };
+  uint64_t call = c.provider->invoke("chat", c.body, false, core->options.limits.call_timeout_ms,
+                                     std::move(handlers));
+  t->cancel_op = [provider = c.provider, call] { provider->cancel(call); };
   return yield_for_host(L, t);
 }
 
@@ -569,9 +581,17 @@ void push_host_api(lua_State* L, Core* core) {
       {"mark_array", host_mark_array},
       {"json_encode", host_json_encode},
       {"json_decode", host_json_decode},
+      {"stream", host_stream},
+      {"stream_next", host_stream_next},
+      {"tool_step", host_tool_step},
+      {"tool_done", host_tool_done},
+      {"validate", host_validate},
+      {"http", host_http},
       {nullptr, nullptr},
   };
-  lua_createtable(L, 0, 24);
+  register_stream_type(L);
+  register_tool_step_type(L);
+  lua_createtable(L, 0, 32);
   lua_pushlightuserdata(L, core);
   luaL_setfuncs(L, functions, 1);
   lua::push_null(L);

@@ -469,8 +469,7 @@ void Core::start_map_branch(Task& parent, lua_State* on) {
   schedule(child, [](lua_State*) { return 2; });  // fn(item, index)
 }
 
-void Core::finish_step(const std::shared_ptr<Task>& task, StepRecord step, Pusher push) {
-  Run& run = *task->run;
+void Core::record_step(Run& run, StepRecord step, std::function<void()> on_recorded) {
   ++run.steps;
   run.input_tokens += step.input_tokens;
   run.output_tokens += step.output_tokens;
@@ -485,27 +484,35 @@ void Core::finish_step(const std::shared_ptr<Task>& task, StepRecord step, Pushe
   }
   if (!step.error.empty()) data["error"] = step.error;
   emit(run, "step.finished", step.step_key, data.dump());
-  bool resumable = !task->finished && !run.done;
-  if (store == nullptr || run.durability == Durability::async || !resumable) {
+  if (store == nullptr || run.durability == Durability::async || run.done) {
     if (store) store->record_step(step);
-    if (resumable) schedule(task, std::move(push));
+    if (on_recorded) on_recorded();
     return;
   }
-  // Durable: resume only once the step's record is committed.
-  std::weak_ptr<Task> weak = task;
+  // Durable: go on only once the step's record is committed.
   std::weak_ptr<bool> token = alive;
   EventLoop* lp = &loop;
-  std::string key = step.step_key;
-  store->record_step(step, [this, lp, weak, token, key, push = std::move(push)](bool ok) {
-    lp->post([this, weak, token, key, push, ok] {
+  std::string key = step.step_key, run_id = run.id;
+  store->record_step(step, [lp, token, key, run_id, on_recorded = std::move(on_recorded)](bool ok) {
+    lp->post([token, key, run_id, ok, on_recorded] {
       if (token.expired()) return;
-      auto t = weak.lock();
-      if (!t) return;
       if (!ok)
-        log::error("runtime", "the journal could not record step " + key + " of run " + t->run->id +
+        log::error("runtime", "the journal could not record step " + key + " of run " + run_id +
                                   "; continuing without it");
-      schedule(t, push);
+      if (on_recorded) on_recorded();
     });
+  });
+}
+
+void Core::finish_step(const std::shared_ptr<Task>& task, StepRecord step, Pusher push) {
+  Run& run = *task->run;
+  if (task->finished || run.done) {
+    record_step(run, std::move(step), nullptr);
+    return;
+  }
+  std::weak_ptr<Task> weak = task;
+  record_step(run, std::move(step), [this, weak, push = std::move(push)] {
+    if (auto t = weak.lock()) schedule(t, push);
   });
 }
 

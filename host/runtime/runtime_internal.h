@@ -113,6 +113,11 @@ class Core {
   void start_map_branch(Task& parent, lua_State* on);
   // Journals a finished step, then resumes the task (after the commit when durable).
   void finish_step(const std::shared_ptr<Task>& task, StepRecord step, Pusher push);
+  // Journals a finished step no task waits on (a stream's reader resumes itself): counts it,
+  // emits step.finished, and runs on_recorded (may be empty) once the record is durable — at
+  // once for async durability, without a store, or after the run ended; never after the core
+  // is gone.
+  void record_step(Run& run, StepRecord step, std::function<void()> on_recorded);
   void emit(Run& run, const char* type, const std::string& step_key, std::string data_json,
             bool persistent = true);
   std::shared_ptr<Task> shared(Task* t);

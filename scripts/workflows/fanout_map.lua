@@ -13,7 +13,8 @@ local DEFAULT_TOPICS = {
   "exponential backoff with jitter",
 }
 
--- An agent with its own system prompt instead of a built-in role.
+-- An agent with its own system prompt instead of a built-in role. history = false: each topic
+-- is explained on its own, not as the next turn of a conversation about the earlier ones.
 local explainer = troupe.agent{
   name = "explainer",
   model = "openai/gpt-4o-mini",
@@ -21,6 +22,7 @@ local explainer = troupe.agent{
            "most three sentences: what it is, the problem it solves, and its main trade-off. " ..
            "No preamble.",
   max_tokens = 200,
+  history = false,
 }
 local editor = troupe.agent{ name = "editor", model = "anthropic/claude-sonnet-4-5", role = "documenter" }
 

@@ -65,11 +65,14 @@ index 3f2a1c4..8b9d0e7 100644
 local leader = troupe.agent{
   name = "leader", model = "anthropic/claude-sonnet-4-5", role = "leader", temperature = 0.2,
 }
+-- The specialists answer one question each: they keep no conversation (history = false). The
+-- leader keeps its history, so its second call sees its own analysis.
 local coder = troupe.agent{
-  name = "coder", model = "openai/gpt-4o", role = "coder", temperature = 0.2,
+  name = "coder", model = "openai/gpt-4o", role = "coder", temperature = 0.2, history = false,
 }
 local security = troupe.agent{
   name = "security", model = "gemini/gemini-2.5-pro", role = "security_auditor", temperature = 0,
+  history = false,
 }
 
 -- Reads a unified diff: the files it touches (in order), how many lines it removes, and each
@@ -219,17 +222,13 @@ return troupe.workflow{
           "from the request to each sink, and confirm or dismiss each pre-check.\n\n" .. context)
       end)
 
-    -- 3. The lead merges everything into the review the author reads. Calls are stateless, so
-    -- the lead gets its first exchange back as history: it still has the diff in front of it.
-    local review = leader:ask({
-      { role = "user", content = brief },
-      { role = "assistant", content = analysis },
-      { role = "user", content =
-          "Synthesise the final review of pull request: " .. title .. "\n" ..
-          "Merge your analysis with the specialists' findings into one review: the verdict " ..
-          "first, then the findings by severity with their fixes, then a checklist for the " ..
-          "author.\n\n## Suggested fixes (coder)\n" .. fixes .. "\n\n## Security audit\n" .. audit },
-    })
+    -- 3. The lead merges everything into the review the author reads. The agent keeps its
+    -- conversation, so this call still has the brief (with the diff) and the analysis before it.
+    local review = leader:ask(
+      "Synthesise the final review of pull request: " .. title .. "\n" ..
+      "Merge your analysis with the specialists' findings into one review: the verdict " ..
+      "first, then the findings by severity with their fixes, then a checklist for the " ..
+      "author.\n\n## Suggested fixes (coder)\n" .. fixes .. "\n\n## Security audit\n" .. audit)
     troupe.log("review ready: " .. #review .. " characters")
 
     if format == "json" then

@@ -124,7 +124,9 @@ struct HttpTestServer::Connection {
   bool reset_on_close = false;
 };
 
-HttpTestServer::HttpTestServer() {
+HttpTestServer::HttpTestServer() : HttpTestServer(0) {}
+
+HttpTestServer::HttpTestServer(uint16_t port) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
   wake_read_fd_ = pipe_fds[0];
@@ -137,11 +139,15 @@ HttpTestServer::HttpTestServer() {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;  // ephemeral
+  addr.sin_port = htons(port);  // 0: ephemeral
   if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
       listen(listen_fd_, 1024) != 0) {
+    std::string error = strerror(errno);
     close(listen_fd_);
-    throw std::runtime_error(std::string("bind/listen on 127.0.0.1 failed: ") + strerror(errno));
+    close(wake_read_fd_);
+    close(wake_write_fd_);
+    throw std::runtime_error("bind/listen on 127.0.0.1:" + std::to_string(port) +
+                             " failed: " + error);
   }
   socklen_t len = sizeof addr;
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -156,6 +162,11 @@ HttpTestServer::~HttpTestServer() {
 void HttpTestServer::route(const std::string& path, Handler handler) {
   std::lock_guard lock(mutex_);
   routes_[path] = std::move(handler);
+}
+
+void HttpTestServer::route_prefix(const std::string& prefix, Handler handler) {
+  std::lock_guard lock(mutex_);
+  prefix_routes_[prefix] = std::move(handler);
 }
 
 std::string HttpTestServer::url(std::string_view path) const {
@@ -243,11 +254,12 @@ bool HttpTestServer::pause_ms(uint32_t ms) {
   if (ms == 0) return !stopping();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+    auto left = std::chrono::duration_cast<std::chrono::microseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return !stopping();
     pollfd fd = {wake_read_fd_, POLLIN, 0};
-    int n = poll(&fd, 1, static_cast<int>(left.count()));
+    // Rounded up: a 1 ms pause must not shrink to a 0 ms poll.
+    int n = poll(&fd, 1, static_cast<int>((left.count() + 999) / 1000));
     if (n > 0 || stopping()) return false;
   }
 }
@@ -389,7 +401,17 @@ bool HttpTestServer::serve_one(Connection& connection, std::string& buffer) {
     std::lock_guard lock(mutex_);
     requests_.push_back(request);
     auto it = routes_.find(request.path);
-    if (it != routes_.end()) handler = it->second;
+    if (it != routes_.end()) {
+      handler = it->second;
+    } else {
+      size_t best = 0;
+      for (const auto& [prefix, prefix_handler] : prefix_routes_) {
+        if (request.path.compare(0, prefix.size(), prefix) == 0 && prefix.size() >= best) {
+          best = prefix.size();
+          handler = prefix_handler;
+        }
+      }
+    }
   }
   requests_changed_.notify_all();
 

@@ -1,6 +1,7 @@
 // http_test_server.h: a scriptable HTTP/1.1 server on 127.0.0.1 for tests (no dependencies).
 //
-// Start it, register routes by exact path, point a client at url("/path"). Each route's handler
+// Start it, register routes by exact path (or by path prefix), point a client at url("/path").
+// Each route's handler
 // gets the parsed request and returns a Script: the status and headers, then body pieces each
 // written after its own delay, then how the connection ends (kept alive, closed, or reset).
 // That is enough to play a streaming API, slow headers or bodies, resets mid-stream,
@@ -92,6 +93,8 @@ class HttpTestServer {
  public:
   // Listens on 127.0.0.1 on an ephemeral port and starts accepting at once.
   HttpTestServer();
+  // Listens on 127.0.0.1 at `port` (0: ephemeral). Throws std::runtime_error when taken.
+  explicit HttpTestServer(uint16_t port);
   ~HttpTestServer();
   HttpTestServer(const HttpTestServer&) = delete;
   HttpTestServer& operator=(const HttpTestServer&) = delete;
@@ -99,6 +102,9 @@ class HttpTestServer {
   // Registers (or replaces) the handler for an exact path (query ignored). Unknown paths
   // get 404. Any thread, any time.
   void route(const std::string& path, Handler handler);
+  // Registers (or replaces) the handler for every path starting with `prefix` that has no
+  // exact route; the longest matching prefix wins.
+  void route_prefix(const std::string& prefix, Handler handler);
 
   uint16_t port() const { return port_; }
   // "http://127.0.0.1:<port>" + path
@@ -135,6 +141,7 @@ class HttpTestServer {
   mutable std::mutex mutex_;
   mutable std::condition_variable requests_changed_;
   std::map<std::string, Handler> routes_;
+  std::map<std::string, Handler> prefix_routes_;
   std::vector<TestRequest> requests_;
   std::vector<std::shared_ptr<Connection>> connections_;
   bool stopped_ = false;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstddef>
 #include <stdexcept>
 #include <utility>
@@ -123,8 +124,14 @@ Rule parse_rule(const json& j, const std::string& where) {
       r.latency_ms = static_cast<uint32_t>(get_uint(value, at, UINT32_MAX));
     } else if (key == "times") {
       r.times = get_uint(value, at, UINT64_MAX);
+    } else if (key == "tool_turns") {
+      r.tool_turns = get_uint(value, at, UINT64_MAX);
+    } else if (key == "invalid_json") {
+      r.invalid_json = get_uint(value, at, UINT64_MAX);
     } else {
-      bad(at, "unknown key (expected match, model, reply, tool_calls, error, latency_ms, times)");
+      bad(at,
+          "unknown key (expected match, model, reply, tool_calls, error, latency_ms, times, "
+          "tool_turns, invalid_json)");
     }
   }
   return r;
@@ -703,6 +710,11 @@ ChatRequest parse_request(std::string_view text) {
   if (auto tools = j.find("tools"); tools != j.end()) {
     r.has_tools = tools->is_array() && !tools->empty();
   }
+  if (auto rf = j.find("response_format"); rf != j.end() && rf->is_object()) {
+    if (auto schema = rf->find("schema"); schema != rf->end() && schema->is_object()) {
+      r.response_schema_json = schema->dump();
+    }
+  }
   if (auto meta = j.find("metadata"); meta != j.end() && meta->is_object()) {
     if (auto a = meta->find("agent"); a != meta->end() && a->is_string()) r.agent = *a;
     if (auto ro = meta->find("role"); ro != meta->end() && ro->is_string()) r.role = *ro;
@@ -803,6 +815,125 @@ std::string default_reply(const ChatRequest& r) {
          ", and a sensible next step is to confirm the details and proceed.";
 }
 
+namespace {
+
+const json* resolve_ref(const json& schema, const json& root) {
+  auto ref = schema.find("$ref");
+  if (ref == schema.end() || !ref->is_string()) return nullptr;
+  std::string target = ref->get<std::string>();
+  if (target.rfind("#", 0) != 0) return nullptr;  // only local references
+  json::json_pointer pointer(target.substr(1));   // throws on a malformed pointer
+  return root.contains(pointer) ? &root.at(pointer) : nullptr;
+}
+
+// The first type a schema allows, preferring anything over "null".
+std::string schema_type(const json& schema) {
+  auto type = schema.find("type");
+  if (type != schema.end() && type->is_string()) return type->get<std::string>();
+  if (type != schema.end() && type->is_array()) {
+    for (const json& t : *type) {
+      if (t.is_string() && t != "null") return t.get<std::string>();
+    }
+    return "null";
+  }
+  if (schema.contains("properties")) return "object";
+  if (schema.contains("items")) return "array";
+  return "string";
+}
+
+double bound(const json& schema, const char* key, double fallback) {
+  auto it = schema.find(key);
+  return it != schema.end() && it->is_number() ? it->get<double>() : fallback;
+}
+
+json sample_value(const json& schema, const json& root, const std::string& name, int depth) {
+  if (depth > 16 || !schema.is_object()) return nullptr;
+  if (const json* target = resolve_ref(schema, root)) {
+    return sample_value(*target, root, name, depth + 1);
+  }
+  if (auto c = schema.find("const"); c != schema.end()) return *c;
+  if (auto e = schema.find("enum"); e != schema.end() && e->is_array() && !e->empty()) {
+    return e->front();
+  }
+  for (const char* key : {"oneOf", "anyOf", "allOf"}) {
+    auto alt = schema.find(key);
+    if (alt != schema.end() && alt->is_array() && !alt->empty()) {
+      return sample_value(alt->front(), root, name, depth + 1);
+    }
+  }
+  std::string type = schema_type(schema);
+  if (type == "object") {
+    json out = json::object();
+    if (auto props = schema.find("properties"); props != schema.end() && props->is_object()) {
+      for (const auto& [key, sub] : props->items()) {
+        out[key] = sample_value(sub, root, key, depth + 1);
+      }
+    }
+    if (auto req = schema.find("required"); req != schema.end() && req->is_array()) {
+      for (const json& key : *req) {
+        if (key.is_string() && !out.contains(key.get<std::string>())) {
+          out[key.get<std::string>()] = "sample " + key.get<std::string>();
+        }
+      }
+    }
+    return out;
+  }
+  if (type == "array") {
+    json out = json::array();
+    auto items = schema.find("items");
+    size_t n = static_cast<size_t>(std::max(1.0, std::min(bound(schema, "minItems", 1), 8.0)));
+    for (size_t i = 0; i < n; ++i) {
+      if (items != schema.end() && items->is_array()) {  // a tuple
+        if (i < items->size()) out.push_back(sample_value((*items)[i], root, name, depth + 1));
+      } else if (items != schema.end()) {
+        out.push_back(sample_value(*items, root, name, depth + 1));
+      } else {
+        out.push_back("sample " + name);
+      }
+    }
+    return out;
+  }
+  if (type == "integer" || type == "number") {
+    double low = bound(schema, "minimum", -1e300);
+    if (schema.contains("exclusiveMinimum")) low = bound(schema, "exclusiveMinimum", low) + 1;
+    double high = bound(schema, "maximum", 1e300);
+    if (schema.contains("exclusiveMaximum")) high = bound(schema, "exclusiveMaximum", high) - 1;
+    double v = type == "integer" ? 1 : 1.5;
+    if (v < low) v = low;
+    if (v > high) v = high;
+    v = std::max(-1e15, std::min(v, 1e15));  // absurd bounds must not overflow the cast
+    if (type == "integer") return static_cast<int64_t>(std::ceil(v));
+    return v;
+  }
+  if (type == "boolean") return true;
+  if (type == "null") return nullptr;
+  std::string text = name.empty() ? "sample" : "sample " + name;
+  if (auto f = schema.find("format"); f != schema.end() && f->is_string()) {
+    if (*f == "date-time") text = "2024-01-01T00:00:00Z";
+    if (*f == "date") text = "2024-01-01";
+    if (*f == "time") text = "00:00:00";
+    if (*f == "email") text = "user@example.com";
+    if (*f == "uri" || *f == "url") text = "https://example.com/";
+    if (*f == "uuid") text = "00000000-0000-4000-8000-000000000000";
+  }
+  size_t min_len = static_cast<size_t>(std::min(bound(schema, "minLength", 0), 4096.0));
+  size_t max_len = static_cast<size_t>(std::min(bound(schema, "maxLength", 1e9), 1e9));
+  if (text.size() < min_len) text.append(min_len - text.size(), 'x');
+  if (text.size() > max_len) text.resize(max_len);
+  return text;
+}
+
+}  // namespace
+
+std::string sample_json(std::string_view schema_json) {
+  try {
+    json schema = json::parse(schema_json.begin(), schema_json.end());
+    return sample_value(schema, schema, "", 0).dump();
+  } catch (const std::exception&) {
+    return "{}";
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 
 std::string Outcome::usage_json() const {
@@ -829,7 +960,9 @@ std::string Outcome::response_json() const {
 }
 
 Engine::Engine(Settings settings)
-    : settings_(std::move(settings)), rule_uses_(settings_.rules.size(), 0) {}
+    : settings_(std::move(settings)),
+      rule_uses_(settings_.rules.size(), 0),
+      invalid_json_uses_(settings_.rules.size(), 0) {}
 
 Outcome Engine::plan(std::string_view request_json) {
   Outcome out;
@@ -861,6 +994,7 @@ Outcome Engine::plan(std::string_view request_json) {
   const Message* user = last_with_role(req, "user");
   std::string_view user_text = user != nullptr ? std::string_view(user->content) : "";
   const Rule* rule = nullptr;
+  size_t rule_index = 0;
   for (size_t i = 0; i < settings_.rules.size(); ++i) {
     const Rule& candidate = settings_.rules[i];
     if (candidate.match && user_text.find(*candidate.match) == std::string_view::npos) continue;
@@ -868,6 +1002,7 @@ Outcome Engine::plan(std::string_view request_json) {
     if (candidate.times && rule_uses_[i] >= *candidate.times) continue;
     ++rule_uses_[i];
     rule = &candidate;
+    rule_index = i;
     break;
   }
 
@@ -878,16 +1013,31 @@ Outcome Engine::plan(std::string_view request_json) {
     return out;
   }
 
+  // Tool-call turns since the last user message, and the tool calls made so far (for ids).
   bool after_tool = !req.messages.empty() && req.messages.back().role == "tool";
-  if (rule != nullptr && !rule->tool_calls.empty() && req.has_tools && !after_tool) {
+  uint64_t tool_turns = 0;
+  size_t earlier_calls = 0;
+  for (const Message& m : req.messages) {
+    if (m.role == "user") tool_turns = 0;
+    if (m.role == "assistant" && !m.tool_calls.empty()) ++tool_turns;
+    earlier_calls += m.tool_calls.size();
+  }
+  bool may_call_tools = rule != nullptr && !rule->tool_calls.empty() && req.has_tools &&
+                        tool_turns < rule->tool_turns && (!after_tool || tool_turns > 0);
+  if (may_call_tools) {
     out.tool_calls = rule->tool_calls;
     for (size_t i = 0; i < out.tool_calls.size(); ++i) {
-      out.tool_calls[i].id = "call_" + std::to_string(i + 1);
+      out.tool_calls[i].id = "call_" + std::to_string(earlier_calls + i + 1);
     }
     out.finish_reason = "tool_calls";
     out.text = rule->reply.value_or("");
+  } else if (rule != nullptr && invalid_json_uses_[rule_index] < rule->invalid_json) {
+    ++invalid_json_uses_[rule_index];
+    out.text = "Sure! Here is the JSON you asked for: {\"answer\": ";
   } else if (rule != nullptr && rule->reply) {
     out.text = *rule->reply;
+  } else if (!req.response_schema_json.empty()) {
+    out.text = sample_json(req.response_schema_json);
   } else {
     out.text = default_reply(req);
   }

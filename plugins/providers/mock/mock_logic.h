@@ -44,6 +44,12 @@ struct Rule {
   std::optional<Failure> error;      // complete with this error instead
   std::optional<uint32_t> latency_ms;
   std::optional<uint64_t> times;
+  // Tool-call turns this rule returns its tool_calls for, counted since the last user message
+  // (1: only the first; more keeps an agent loop going, e.g. to hit max_turns).
+  uint64_t tool_turns = 1;
+  // The first invalid_json applications of the rule answer with text that is not valid JSON
+  // (for re-ask tests of structured output); later ones answer normally.
+  uint64_t invalid_json = 0;
 };
 
 struct Settings {
@@ -70,8 +76,9 @@ struct ChatRequest {
   std::string model;
   std::vector<Message> messages;
   bool has_tools = false;
-  std::string agent;  // metadata.agent
-  std::string role;   // metadata.role
+  std::string response_schema_json;  // response_format.schema, "" when not asked for
+  std::string agent;                 // metadata.agent
+  std::string role;                  // metadata.role
 };
 
 // Throws std::invalid_argument naming what is wrong with the request.
@@ -114,6 +121,7 @@ class Engine {
  private:
   Settings settings_;
   std::vector<uint64_t> rule_uses_;
+  std::vector<uint64_t> invalid_json_uses_;
   uint64_t requests_ = 0;
 };
 
@@ -135,5 +143,9 @@ std::string default_reply(const ChatRequest& request);
 // The first persona word decides; in a compound ("code reviewer", "qa_lead", "devops
 // engineer") its most specific part does.
 std::string persona_name(std::string_view role_or_sentence);
+// A JSON value that follows a JSON Schema (its text): every declared property, enums and
+// consts honoured, one item per array (or minItems), bounds respected, local $refs followed.
+// Deterministic; "{}" when the schema cannot be read.
+std::string sample_json(std::string_view schema_json);
 
 }  // namespace troupe::mock

@@ -1,0 +1,288 @@
+// host_stream.cpp: host.stream / host.stream_next — a streamed model call read by a Lua
+// iterator (agent:stream).
+//
+// host.stream starts the call (one step, like host.chat) and returns a handle at once. The
+// plugin's events arrive on the loop whenever they come and are queued here; host.stream_next
+// hands out the next one, suspending only the reading branch while the queue is empty. After
+// the deltas comes the end: the full response (once its step is journaled) or the error. The
+// handle's __close (the generic for's closing value) and __gc cancel a call still running, so
+// breaking out of the loop stops the provider's HTTP transfer; the step is then recorded as
+// cancelled.
+#include <deque>
+#include <memory>
+#include <new>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/log.h"
+#include "loop/event_loop.h"
+#include "runtime/host_call_util.h"
+#include "runtime/json_lua.h"
+#include "runtime/runtime_internal.h"
+#include "troupe/plugin.hpp"
+
+namespace troupe::rt {
+namespace {
+
+constexpr const char* kStreamType = "troupe.stream";
+
+// One delta as Lua sees it (stream_event.schema.json); text is already redacted.
+struct Delta {
+  troupe_event_type_t type = 0;
+  int32_t index = 0;
+  std::string text;  // text / reasoning deltas; the arguments piece of a tool call delta
+  std::string id;
+  std::string name;
+};
+
+struct StreamState {
+  Core* core = nullptr;
+  std::weak_ptr<bool> token;
+  std::shared_ptr<PluginInstance> provider;
+  uint64_t call = 0;
+  std::string run_id;
+  std::string key;
+  std::deque<Delta> pending;
+  // Text not handed out yet (see ready_length); of kind held_type.
+  std::string held;
+  troupe_event_type_t held_type = TROUPE_EVENT_TEXT_DELTA;
+  bool completed = false;  // the provider call ended, whatever its status
+  bool recorded = false;   // ... and its step is journaled: the end may be handed out
+  bool ended = false;      // the end was handed out (or the reader closed the stream)
+  bool ok = false;
+  CallResult result;           // once completed; result_json redacted
+  std::string error_text;      // the one-line error for Lua when !ok
+  std::weak_ptr<Task> reader;  // the task suspended in stream_next, if any
+};
+
+// The full userdata: a shared_ptr, because the plugin's handlers may outlive the Lua value.
+struct StreamBox {
+  std::shared_ptr<StreamState> state;
+};
+
+// Secrets (API keys) are runs of printable ASCII without spaces. A delta may end inside one,
+// and redacting each delta alone would miss a key split across two; so text is handed out up
+// to the last point that cannot be inside such a run (after a space or a non-ASCII character)
+// and the rest waits for the next delta. A run longer than 1 KiB goes out anyway.
+size_t ready_length(const std::string& text) {
+  auto in_run = [](unsigned char c) { return c > 0x20 && c < 0x7f; };
+  for (size_t p = text.size(); p > 0; --p) {
+    bool boundary = p == text.size() || (static_cast<unsigned char>(text[p]) & 0xC0) != 0x80;
+    if (boundary && !in_run(static_cast<unsigned char>(text[p - 1]))) return p;
+  }
+  return text.size() >= 1024 ? text.size() : 0;
+}
+
+void emit_text(StreamState& s, troupe_event_type_t type, std::string text) {
+  if (text.empty()) return;
+  Delta d{type, 0, log::redact(text), {}, {}};
+  if (type == TROUPE_EVENT_TEXT_DELTA) {
+    auto it = s.core->runs.find(s.run_id);
+    if (it != s.core->runs.end()) {
+      s.core->emit(*it->second, "text.delta", s.key,
+                   nlohmann::json{{"text", d.text}}.dump(-1, ' ', false,
+                                                         nlohmann::json::error_handler_t::replace),
+                   false);
+    }
+  }
+  s.pending.push_back(std::move(d));
+}
+
+void flush_held(StreamState& s) {
+  emit_text(s, s.held_type, std::move(s.held));
+  s.held.clear();
+}
+
+bool has_next(const StreamState& s) {
+  return !s.pending.empty() || (s.recorded && !s.ended);
+}
+
+void cancel_call(StreamState& s) {
+  // PluginInstance::cancel completes the call (on_complete) before it returns.
+  if (!s.completed && !s.token.expired()) s.provider->cancel(s.call);
+}
+
+// Pushes what stream_next returns for the next item: (true, event), (true, nil) at the end,
+// or (false, error).
+int push_next(lua_State* co, StreamState& s) {
+  if (!s.pending.empty()) {
+    Delta d = std::move(s.pending.front());
+    s.pending.pop_front();
+    lua_pushboolean(co, 1);
+    lua_createtable(co, 0, 5);
+    if (d.type == TROUPE_EVENT_TOOL_CALL_DELTA) {
+      lua_pushliteral(co, "tool_call_delta");
+      lua_setfield(co, -2, "type");
+      lua_pushinteger(co, d.index);
+      lua_setfield(co, -2, "index");
+      if (!d.id.empty()) {
+        lua_pushlstring(co, d.id.data(), d.id.size());
+        lua_setfield(co, -2, "id");
+      }
+      if (!d.name.empty()) {
+        lua_pushlstring(co, d.name.data(), d.name.size());
+        lua_setfield(co, -2, "name");
+      }
+      lua_pushlstring(co, d.text.data(), d.text.size());
+      lua_setfield(co, -2, "arguments");
+    } else {
+      lua_pushstring(co, d.type == TROUPE_EVENT_REASONING_DELTA ? "reasoning_delta" : "text_delta");
+      lua_setfield(co, -2, "type");
+      lua_pushlstring(co, d.text.data(), d.text.size());
+      lua_setfield(co, -2, "text");
+    }
+    return 2;
+  }
+  if (s.recorded && !s.ended) {
+    s.ended = true;
+    if (!s.ok) {
+      lua_pushboolean(co, 0);
+      push_error_table(co, sdk::status_name(s.result.status), s.result.error, s.result.retryable,
+                       s.result.retry_after_ms, s.key, s.error_text);
+      return 2;
+    }
+    lua_pushboolean(co, 1);
+    lua_createtable(co, 0, 3);
+    lua_pushliteral(co, "usage");
+    lua_setfield(co, -2, "type");
+    std::string err;
+    if (!lua::push_json(co, s.result.result_json, &err)) lua_createtable(co, 0, 0);
+    lua_getfield(co, -1, "usage");
+    lua_setfield(co, -3, "usage");
+    lua_setfield(co, -2, "response");
+    return 2;
+  }
+  lua_pushboolean(co, 1);
+  lua_pushnil(co);
+  return 2;
+}
+
+// Resumes the waiting reader when there is something for it.
+void wake(const std::shared_ptr<StreamState>& s) {
+  if (!has_next(*s) || s->token.expired()) return;
+  auto task = s->reader.lock();
+  if (!task || task->finished) return;
+  s->reader.reset();
+  task->cancel_op = nullptr;
+  s->core->schedule(task, [s](lua_State* co) { return push_next(co, *s); });
+}
+
+StreamState& check_stream(lua_State* L, int idx) {
+  auto* box = static_cast<StreamBox*>(luaL_checkudata(L, idx, kStreamType));
+  if (!box->state) luaL_error(L, "agent:stream: this stream is no longer usable");
+  return *box->state;
+}
+
+int stream_gc(lua_State* L) {
+  auto* box = static_cast<StreamBox*>(luaL_checkudata(L, 1, kStreamType));
+  if (box->state) cancel_call(*box->state);
+  box->~StreamBox();
+  return 0;
+}
+
+// The generic for's closing value: the loop ended, was left with break, or its body raised.
+int stream_close(lua_State* L) {
+  StreamState& s = check_stream(L, 1);
+  s.ended = true;
+  s.pending.clear();
+  s.held.clear();
+  cancel_call(s);
+  return 0;
+}
+
+}  // namespace
+
+void register_stream_type(lua_State* L) {
+  luaL_newmetatable(L, kStreamType);
+  lua_pushcfunction(L, stream_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, stream_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
+}
+
+// host.stream(agent, "provider/model", role|nil, request) -> handle: starts a streamed call.
+int host_stream(lua_State* L) {
+  Core* core = core_of(L);
+  Task* t = task_of(L);
+  ChatCall c = prepare_chat(L, core, t);
+  auto* box = static_cast<StreamBox*>(lua_newuserdatauv(L, sizeof(StreamBox), 0));
+  new (box) StreamBox{std::make_shared<StreamState>()};
+  luaL_setmetatable(L, kStreamType);
+  std::shared_ptr<StreamState> s = box->state;
+  s->core = core;
+  s->token = core->alive;
+  s->provider = c.provider;
+  s->run_id = t->run->id;
+  s->key = c.key;
+
+  // The handlers hold the state weakly: a stream nobody reads any more is collected, and its
+  // __gc cancels the call.
+  std::weak_ptr<StreamState> weak = s;
+  uint64_t t0 = EventLoop::now_ns();
+  CallHandlers handlers;
+  handlers.on_event = [weak](const StreamEvent& ev) {
+    auto s = weak.lock();
+    if (!s || s->completed || s->ended || s->token.expired()) return;
+    if (ev.type != TROUPE_EVENT_TEXT_DELTA && ev.type != TROUPE_EVENT_REASONING_DELTA &&
+        ev.type != TROUPE_EVENT_TOOL_CALL_DELTA) {
+      return;  // the plugin's USAGE events: the end carries the complete usage instead
+    }
+    if (ev.type == TROUPE_EVENT_TOOL_CALL_DELTA) {
+      flush_held(*s);  // keeps the order of the events
+      s->pending.push_back(
+          Delta{ev.type, ev.index, log::redact(ev.text), ev.tool_id, ev.tool_name});
+      wake(s);
+      return;
+    }
+    if (ev.type != s->held_type) flush_held(*s);
+    s->held_type = ev.type;
+    s->held += ev.text;
+    size_t n = ready_length(s->held);
+    if (n > 0) {
+      emit_text(*s, ev.type, s->held.substr(0, n));
+      s->held.erase(0, n);
+    }
+    wake(s);
+  };
+  handlers.on_complete = [weak, step = std::move(c.step), t0](CallResult result) mutable {
+    auto s = weak.lock();
+    if (!s || s->token.expired()) return;
+    s->completed = true;
+    if (!s->ended) flush_held(*s);
+    s->ok = settle_chat(&step, &result, t0, &s->error_text);
+    s->result = std::move(result);
+    auto it = s->core->runs.find(s->run_id);
+    if (it == s->core->runs.end()) return;  // the run is over: nobody reads or records
+    s->core->record_step(*it->second, std::move(step), [weak] {
+      auto s = weak.lock();
+      if (!s) return;
+      s->recorded = true;
+      wake(s);
+    });
+  };
+  s->call = c.provider->invoke("chat", c.body, true, core->options.limits.call_timeout_ms,
+                               std::move(handlers));
+  return 1;
+}
+
+// host.stream_next(handle) -> true, event | true, nil (the end) | false, error
+int host_stream_next(lua_State* L) {
+  Core* core = core_of(L);
+  StreamState& s = check_stream(L, 1);
+  if (has_next(s) || s.ended) return push_next(L, s);
+  Task* t = waiting_task_of(L, "a stream's iterator");
+  if (auto other = s.reader.lock(); other && !other->finished && other.get() != t) {
+    return user_error(L, "agent:stream: this stream is already being read by another branch");
+  }
+  s.reader = core->shared(t);
+  std::weak_ptr<StreamState> weak = static_cast<StreamBox*>(lua_touserdata(L, 1))->state;
+  t->cancel_op = [weak] {
+    if (auto s = weak.lock()) cancel_call(*s);
+  };
+  return yield_for_host(L, t);
+}
+
+}  // namespace troupe::rt

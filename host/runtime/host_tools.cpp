@@ -1,0 +1,138 @@
+// host_tools.cpp: host.tool_step / host.tool_done — a tool call of agent:run as a journaled step.
+//
+// The Lua side (scripts/troupe/init.lua) validates the arguments and runs the tool; these
+// primitives give the call its step key and record it. tool_step returns a handle meant for a
+// to-be-closed variable: if the branch is cancelled while the tool runs, closing the handle
+// records the step as cancelled, so every tool call that started leaves a record.
+#include <memory>
+#include <new>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/log.h"
+#include "loop/event_loop.h"
+#include "runtime/host_call_util.h"
+#include "runtime/json_lua.h"
+#include "runtime/runtime_internal.h"
+
+namespace troupe::rt {
+namespace {
+
+constexpr const char* kToolStepType = "troupe.tool_step";
+
+struct ToolStep {
+  Core* core = nullptr;
+  std::weak_ptr<bool> token;
+  std::string run_id;
+  StepRecord step;
+  uint64_t t0 = 0;
+  bool done = false;
+};
+
+ToolStep& check_step(lua_State* L, int idx) {
+  return *static_cast<ToolStep*>(luaL_checkudata(L, idx, kToolStepType));
+}
+
+void settle(ToolStep& ts, const std::string& status, const std::string& text) {
+  ts.done = true;
+  ts.step.finished_ms = unix_ms();
+  ts.step.latency_us = static_cast<int64_t>((EventLoop::now_ns() - ts.t0) / 1000);
+  ts.step.status = status;
+  // Tool results go to the journal and to the model: a tool that echoes a key must not leak it.
+  std::string clean = log::redact(text);
+  if (status == "succeeded") {
+    ts.step.response_json = nlohmann::json{{"result", clean}}.dump(
+        -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } else {
+    ts.step.error = clean;
+  }
+}
+
+int tool_step_gc(lua_State* L) {
+  check_step(L, 1).~ToolStep();
+  return 0;
+}
+
+// Closing a step that did not finish: its branch was cancelled while the tool ran.
+int tool_step_close(lua_State* L) {
+  ToolStep& ts = check_step(L, 1);
+  if (ts.done || ts.token.expired()) return 0;
+  settle(ts, "cancelled", "cancelled: the branch stopped while the tool ran");
+  auto it = ts.core->runs.find(ts.run_id);
+  if (it != ts.core->runs.end()) ts.core->record_step(*it->second, ts.step, nullptr);
+  return 0;
+}
+
+}  // namespace
+
+void register_tool_step_type(lua_State* L) {
+  luaL_newmetatable(L, kToolStepType);
+  lua_pushcfunction(L, tool_step_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, tool_step_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
+}
+
+// host.tool_step(agent, tool, call_id, arguments) -> handle, step_key: the tool call's step
+// starts (its key is the calling task's next one).
+int host_tool_step(lua_State* L) {
+  Core* core = core_of(L);
+  Task* t = task_of(L);
+  std::string agent = luaL_checkstring(L, 1);
+  std::string tool = luaL_checkstring(L, 2);
+  std::string call_id = luaL_optstring(L, 3, "");
+  nlohmann::json arguments;
+  std::string error;
+  if (lua_isnoneornil(L, 4)) {
+    arguments = nlohmann::json::object();
+  } else if (!lua::to_json(L, 4, &arguments, &error, "arguments")) {
+    arguments = "(not JSON: " + error + ")";
+  }
+  Run& run = *t->run;
+  auto* ts = static_cast<ToolStep*>(lua_newuserdatauv(L, sizeof(ToolStep), 0));
+  new (ts) ToolStep{};
+  luaL_setmetatable(L, kToolStepType);
+  ts->core = core;
+  ts->token = core->alive;
+  ts->run_id = run.id;
+  ts->t0 = EventLoop::now_ns();
+  StepRecord& step = ts->step;
+  step.run_id = run.id;
+  step.step_key = t->key(++t->ordinal);
+  step.kind = "tool";
+  step.agent = tool;  // the tool's name shows where model calls show the agent's
+  nlohmann::json request = {{"agent", agent}, {"tool", tool}, {"arguments", arguments}};
+  if (!call_id.empty()) request["id"] = call_id;
+  step.request_json =
+      log::redact(request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  step.started_ms = unix_ms();
+  core->emit(
+      run, "step.started", step.step_key,
+      nlohmann::json{{"kind", "tool"}, {"agent", tool}, {"tool", tool}, {"caller", agent}}.dump(
+          -1, ' ', false, nlohmann::json::error_handler_t::replace));
+  lua_pushlstring(L, step.step_key.data(), step.step_key.size());
+  return 2;
+}
+
+// host.tool_done(handle, ok, text) -> true: records the step (the result, or the error text
+// when not ok) and resumes once it is journaled.
+int host_tool_done(lua_State* L) {
+  Core* core = core_of(L);
+  ToolStep& ts = check_step(L, 1);
+  bool ok = lua_toboolean(L, 2);
+  size_t len = 0;
+  const char* text = luaL_checklstring(L, 3, &len);
+  if (ts.done) return luaL_error(L, "troupe: this tool step is already recorded");
+  Task* t = waiting_task_of(L, "a tool call");
+  settle(ts, ok ? "succeeded" : "failed", std::string(text, len));
+  core->finish_step(core->shared(t), ts.step, [](lua_State* co) {
+    lua_pushboolean(co, 1);
+    return 1;
+  });
+  return yield_for_host(L, t);
+}
+
+}  // namespace troupe::rt
