@@ -91,8 +91,10 @@ function troupe.tool(def)
     end
   end
   local name = def.name
-  if type(name) ~= "string" or #name < 1 or #name > 128 or name:find("[^%w_.%-]") then
-    error("troupe.tool: 'name' must be 1 to 128 letters, digits, '_', '.' or '-' (got " ..
+  -- The strictest rule among the vendors (OpenAI's and Anthropic's function names), so a tool
+  -- works with every provider; ASCII only, whatever the C locale says a letter is.
+  if type(name) ~= "string" or #name < 1 or #name > 64 or name:find("[^A-Za-z0-9_%-]") then
+    error("troupe.tool: 'name' must be 1 to 64 ASCII letters, digits, '_' or '-' (got " ..
           (type(name) == "string" and ("'" .. name .. "'") or type(name)) .. ")", 2)
   end
   check_type(def.description, "string", "troupe.tool '" .. name .. "': 'description'", 2)

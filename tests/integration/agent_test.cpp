@@ -456,8 +456,9 @@ TEST_F(AgentTest, ToolsAreSentWithEveryCallAndToolChoiceOnlyOnTheFirstTurn) {
 TEST_F(AgentTest, ToolDefinitionsAreValidated) {
   host();
   std::vector<std::pair<std::string, std::string>> cases = {
-      {"troupe.tool{ name = 'has space', run = print }", "'name' must be 1 to 128 letters"},
-      {"troupe.tool{ name = string.rep('x', 129), run = print }", "'name' must be 1 to 128"},
+      {"troupe.tool{ name = 'has space', run = print }", "'name' must be 1 to 64 ASCII letters"},
+      {"troupe.tool{ name = string.rep('x', 65), run = print }", "'name' must be 1 to 64"},
+      {"troupe.tool{ name = 'github.get_pr', run = print }", "'name' must be 1 to 64"},
       {"troupe.tool{ name = 'ok' }", "'run' must be a function"},
       {"troupe.tool{ name = 'ok', run = print, parameters = { type = 'string' } }",
        "type = \"object\""},
