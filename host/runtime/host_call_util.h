@@ -60,11 +60,12 @@ void register_stream_type(lua_State* L);
 void register_tool_step_type(lua_State* L);
 
 // Primitives defined outside host_calls.cpp, registered by push_host_api.
-int host_stream(lua_State* L);       // host_stream.cpp
-int host_stream_next(lua_State* L);  // host_stream.cpp
-int host_tool_step(lua_State* L);    // host_tools.cpp
-int host_tool_done(lua_State* L);    // host_tools.cpp
-int host_validate(lua_State* L);     // host_schema.cpp
-int host_http(lua_State* L);         // host_http.cpp
+int host_stream(lua_State* L);         // host_stream.cpp
+int host_stream_next(lua_State* L);    // host_stream.cpp
+int host_tool_step(lua_State* L);      // host_tools.cpp
+int host_tool_done(lua_State* L);      // host_tools.cpp
+int host_validate(lua_State* L);       // host_schema.cpp
+int host_http(lua_State* L);           // host_http.cpp
+int host_external_tool(lua_State* L);  // host_external_tools.cpp
 
 }  // namespace troupe::rt

@@ -587,6 +587,7 @@ void push_host_api(lua_State* L, Core* core) {
       {"tool_done", host_tool_done},
       {"validate", host_validate},
       {"http", host_http},
+      {"external_tool", host_external_tool},
       {nullptr, nullptr},
   };
   register_stream_type(L);

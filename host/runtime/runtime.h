@@ -71,6 +71,19 @@ struct RunEvent {
   int64_t ts_ms = 0;
 };
 
+// A tool implemented by the program embedding the host (the Python module's @host.tool).
+// Workflows reach it by name: troupe.host_tool(name), or the name in an agent's tools. call
+// runs on the loop thread and must return at once (hand the work to a thread of its own);
+// it reports through done exactly once, from any thread, while the host's loop exists.
+// done(ok, text): the tool's result (ok) or its error message, as text for the model.
+struct ExternalTool {
+  std::string name;         // 1 to 64 ASCII letters, digits, '_' or '-'
+  std::string description;  // for the model
+  std::string parameters_json = R"({"type":"object","properties":{}})";  // JSON Schema
+  using Done = std::function<void(bool ok, const std::string& text)>;
+  std::function<void(const std::string& arguments_json, Done done)> call;
+};
+
 class Runtime {
  public:
   Runtime(EventLoop& loop, Store* store, ProviderResolver& providers, RuntimeOptions options);
@@ -92,6 +105,10 @@ class Runtime {
   void set_default_model(const std::string& model);
 
   size_t active_runs() const;
+
+  // Adds an external tool, or replaces the one of the same name. Loop thread. Defined in
+  // host_external_tools.cpp.
+  void add_external_tool(ExternalTool tool);
 
  private:
   std::unique_ptr<rt::Core> core_;

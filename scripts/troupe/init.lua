@@ -116,6 +116,29 @@ end
 
 function Tool:__tostring() return "tool " .. self.name end
 
+--- troupe.host_tool(name) -> tool: a tool implemented by the program that embeds troupe (a
+--- Python function registered with @host.tool); its description and parameters come from there.
+local function host_tool(name, level)
+  if type(name) ~= "string" then
+    error("troupe.host_tool expects the name of a tool registered by the host (a string)", level + 1)
+  end
+  local info, why = host.external_tool(name)
+  if not info then error("troupe.host_tool: " .. why, level + 1) end
+  return troupe.tool{
+    name = info.name, description = info.description, parameters = info.parameters,
+    run = function(args)
+      local ok, text = host.external_tool(name, args)
+      if not ok then error(text, 0) end
+      return text
+    end,
+  }
+end
+
+function troupe.host_tool(name)
+  local tool = host_tool(name, 2) -- not a tail call: the error level counts this frame
+  return tool
+end
+
 ---------------------------------------------------------------------------------------------
 
 --- troupe.agent{ name =, model = "provider/model", system =, role =, temperature =,
@@ -155,8 +178,14 @@ function troupe.agent(spec)
   end
   local tools, by_name, specs = {}, {}, nil
   for i, t in ipairs(spec.tools or {}) do
+    if type(t) == "string" then -- a host tool, by name
+      local info, why = host.external_tool(t)
+      if not info then error(("troupe.agent: tools[%d] is a string, but %s"):format(i, why), 2) end
+      t = host_tool(t, 2)
+    end
     if getmetatable(t) ~= Tool then
-      error(("troupe.agent: tools[%d] is a %s, expected a tool made with troupe.tool{...}")
+      error(("troupe.agent: tools[%d] is a %s, expected a tool made with troupe.tool{...} " ..
+             "or the name of a host tool")
             :format(i, type(t)), 2)
     end
     if by_name[t.name] then error(("troupe.agent: two tools are named '%s'"):format(t.name), 2) end

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/http_error.h"
+#include "common/json_access.h"
 
 namespace troupe::anthropic {
 namespace {
@@ -15,26 +16,9 @@ using nlohmann::json;
 
 constexpr size_t kMaxToolName = 64;
 
-std::string string_at(const json& object, const char* key) {
-  if (!object.is_object()) return "";
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-int64_t count_at(const json& object, const char* key) {
-  if (!object.is_object()) return 0;
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_number()) return 0;
-  int64_t n = it->is_number_float() ? static_cast<int64_t>(it->get<double>()) : it->get<int64_t>();
-  return n > 0 ? n : 0;
-}
-
-const json& member(const json& object, const char* key) {
-  static const json null_value;
-  if (!object.is_object()) return null_value;
-  auto it = object.find(key);
-  return it != object.end() ? *it : null_value;
-}
+using kit::count_at;
+using kit::member;
+using kit::string_at;
 
 bool wire_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||

@@ -6,32 +6,16 @@
 #include <stdexcept>
 
 #include "common/http_error.h"
+#include "common/json_access.h"
 
 namespace troupe::gemini {
 namespace {
 
 using nlohmann::json;
 
-std::string string_at(const json& object, const char* key) {
-  if (!object.is_object()) return "";
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-int64_t count_at(const json& object, const char* key) {
-  if (!object.is_object()) return 0;
-  auto it = object.find(key);
-  if (it == object.end() || !it->is_number()) return 0;
-  int64_t n = it->is_number_float() ? static_cast<int64_t>(it->get<double>()) : it->get<int64_t>();
-  return n > 0 ? n : 0;
-}
-
-const json& member(const json& object, const char* key) {
-  static const json null_value;
-  if (!object.is_object()) return null_value;
-  auto it = object.find(key);
-  return it != object.end() ? *it : null_value;
-}
+using kit::count_at;
+using kit::member;
+using kit::string_at;
 
 bool is_true(const json& object, const char* key) {
   const json& value = member(object, key);
