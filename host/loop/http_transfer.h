@@ -55,7 +55,7 @@ struct HttpTransfer {
   uint32_t idle_timeout_ms = 0;
   uint64_t last_activity_ns = 0;  // start, then every received header line or body chunk
 
-  bool in_multi = false;           // added to the loop's multi handle
+  int shard = -1;                  // the loop's multi handle it was added to; -1: none
   bool headers_delivered = false;  // on_headers has been called
   // Set once the transfer's outcome is decided outside curl (cancel, idle timeout, a setup
   // error, a throwing handler): curl callbacks then abort and curl's own result is ignored.
