@@ -49,6 +49,10 @@ constexpr size_t kMaxShards = 64;
 constexpr int kMaxEvents = 256;              // epoll events taken per wait
 constexpr uint64_t kWakeTag = ~uint64_t{0};  // epoll data of the eventfd
 
+// The loop whose iteration runs on this thread, if any: post() from inside an iteration need
+// not wake epoll, the iteration looks at the queue before it waits again.
+thread_local const void* t_iterating = nullptr;
+
 std::once_flag g_curl_once;
 CURLcode g_curl_init_result = CURLE_OK;
 
@@ -207,7 +211,9 @@ struct EventLoop::Impl {
   }
 
   // CURLMOPT_SOCKETFUNCTION: curl tells which events it wants on a socket.
-  static int on_curl_socket(CURL*, curl_socket_t fd, int what, void* user, void*) {
+  // socketp is curl's per-socket pointer: non-null once the socket is in the epoll set (curl
+  // forgets it with the socket, after CURL_POLL_REMOVE).
+  static int on_curl_socket(CURL*, curl_socket_t fd, int what, void* user, void* socketp) {
     auto* shard = static_cast<Shard*>(user);
     int epfd = shard->epfd;
     if (what == CURL_POLL_REMOVE) {
@@ -217,11 +223,13 @@ struct EventLoop::Impl {
     epoll_event ev{};
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
     ev.data.u64 = (uint64_t{shard->index} << 32) | static_cast<uint32_t>(fd);
-    if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT &&
-        epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int op = socketp != nullptr ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(epfd, op, fd, &ev) != 0 &&
+        (op == EPOLL_CTL_ADD || errno != ENOENT || epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0)) {
       log::error(kComponent, std::string("epoll_ctl: ") + std::strerror(errno));
       return -1;  // curl fails the transfer
     }
+    if (socketp == nullptr) curl_multi_assign(shard->multi, fd, shard);
     return 0;
   }
 
@@ -508,6 +516,7 @@ struct EventLoop::Impl {
       return;
     }
     in_iteration = true;
+    t_iterating = this;
     int wait = compute_wait_ms(max_wait_ms);
     epoll_event events[kMaxEvents];
     int n = epoll_wait(epfd, events, kMaxEvents, wait);
@@ -543,6 +552,7 @@ struct EventLoop::Impl {
     deliver_finishing();
     run_due_timers();
     run_posted();
+    t_iterating = nullptr;
     in_iteration = false;
   }
 
@@ -602,8 +612,9 @@ bool EventLoop::post(std::function<void()> fn) {
   bool was_empty = impl_->posted.empty();
   impl_->posted.push_back(std::move(fn));
   // Under the mutex so the eventfd cannot be closed meanwhile. Waking only on the
-  // empty->non-empty edge suffices: the loop checks the queue before every wait.
-  if (was_empty) impl_->wake();
+  // empty->non-empty edge, and only from outside an iteration of this loop, suffices: the
+  // loop checks the queue before every wait.
+  if (was_empty && t_iterating != impl_.get()) impl_->wake();
   return true;
 }
 

@@ -200,32 +200,36 @@ int host_sleep(lua_State* L) {
   }
   Run& run = *t->run;
   std::string key = t->key(++t->ordinal);
-  StepRecord step;
-  step.run_id = run.id;
-  step.step_key = key;
-  step.kind = "sleep";
-  step.request_json = nlohmann::json{{"seconds", seconds}}.dump();
-  step.started_ms = unix_ms();
+  int64_t started_ms = unix_ms();
   core->emit(run, "step.started", key,
              nlohmann::json{{"kind", "sleep"}, {"seconds", seconds}}.dump());
   std::weak_ptr<Task> weak = core->shared(t);
   std::weak_ptr<bool> token = core->alive;
   uint64_t t0 = EventLoop::now_ns();
   auto ms = static_cast<uint64_t>(std::ceil(seconds * 1000.0));
-  EventLoop::Id timer = core->loop.add_timer(ms, [core, weak, token, step, t0]() mutable {
-    if (token.expired()) return;
-    auto task = weak.lock();
-    if (!task || task->finished) return;
-    task->cancel_op = nullptr;
-    step.finished_ms = unix_ms();
-    step.latency_us = static_cast<int64_t>((EventLoop::now_ns() - t0) / 1000);
-    step.status = "succeeded";
-    step.response_json = "{}";
-    core->finish_step(task, std::move(step), [](lua_State* co) {
-      lua_pushboolean(co, 1);
-      return 1;
-    });
-  });
+  // The closure stays small (thousands of runs may sleep at once): the step is built when the
+  // timer fires.
+  EventLoop::Id timer =
+      core->loop.add_timer(ms, [core, weak, token, key, seconds, started_ms, t0]() {
+        if (token.expired()) return;
+        auto task = weak.lock();
+        if (!task || task->finished) return;
+        task->cancel_op = nullptr;
+        StepRecord step;
+        step.run_id = task->run->id;
+        step.step_key = key;
+        step.kind = "sleep";
+        step.request_json = nlohmann::json{{"seconds", seconds}}.dump();
+        step.started_ms = started_ms;
+        step.finished_ms = unix_ms();
+        step.latency_us = static_cast<int64_t>((EventLoop::now_ns() - t0) / 1000);
+        step.status = "succeeded";
+        step.response_json = "{}";
+        core->finish_step(task, std::move(step), [](lua_State* co) {
+          lua_pushboolean(co, 1);
+          return 1;
+        });
+      });
   t->cancel_op = [core, timer] { core->loop.cancel_timer(timer); };
   return yield_for_host(L, t);
 }

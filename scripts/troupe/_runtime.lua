@@ -200,9 +200,16 @@ builtin_require = function(name)
   return mod
 end
 
+-- One metatable per module, shared by the runs' proxies: a run costs one empty table per module.
+local proxy_mts = {}
 local function proxy(mod)
   if raw_type(mod) ~= "table" then return mod end
-  return raw_setmetatable({}, lib_mt(mod))
+  local mt = proxy_mts[mod]
+  if mt == nil then
+    mt = lib_mt(mod)
+    proxy_mts[mod] = mt
+  end
+  return raw_setmetatable({}, mt)
 end
 
 local function new_env()
