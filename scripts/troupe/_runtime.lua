@@ -170,7 +170,23 @@ local BASE = {
   pcall = safe_pcall, xpcall = safe_xpcall, load = safe_load, print = safe_print,
   collectgarbage = safe_collectgarbage, _VERSION = _VERSION,
 }
-local ENV_MT = { __index = BASE, __metatable = false }
+-- The built-in modules' environment (shared, loaded once).
+local BUILTIN_ENV_MT = { __index = BASE, __metatable = false }
+
+-- A run's _ENV starts empty (thousands of runs may wait at once, each should cost little): a
+-- library appears on first use as the run's own proxy, and a base function is copied in on
+-- first use, so every later lookup of that name is a plain hit in the run's table.
+local raw_rawset = rawset
+local ENV_MT = {
+  __index = function(env, name)
+    local mt = LIB_MTS[name]
+    local v
+    if mt ~= nil then v = raw_setmetatable({}, mt) else v = BASE[name] end
+    if v ~= nil then raw_rawset(env, name, v) end
+    return v
+  end,
+  __metatable = false,
+}
 
 -- Built-in modules (troupe, troupe.roles.*) load once, in the frozen base, and every run sees
 -- them through a proxy of its own.
@@ -185,7 +201,7 @@ local function load_builtin(name)
       require = function(n) return builtin_require(n) end,
       string = string_safe, table = table, math = math_safe, utf8 = utf8, os = os_safe,
       coroutine = coroutine_safe,
-    }, ENV_MT)
+    }, BUILTIN_ENV_MT)
     local f = assert(raw_load(src, "=[troupe] " .. name, "t", env))
     mod = f(host)
     if mod == nil then mod = true end
@@ -214,7 +230,6 @@ end
 
 local function new_env()
   local env = raw_setmetatable({}, ENV_MT)
-  for name, mt in pairs(LIB_MTS) do env[name] = raw_setmetatable({}, mt) end
   env._G = env
   local loaded = {}
   env.require = function(name)

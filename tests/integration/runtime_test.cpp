@@ -360,6 +360,26 @@ TEST_F(RuntimeTest, RunsCannotSeeOrChangeEachOthersGlobalsOrLibraries) {
             json::parse(R"({"shared":true,"upper":"A","s":"B","agent":"function"})"));
 }
 
+TEST_F(RuntimeTest, LibrariesJoinARunsEnvironmentOnFirstUseAndStayItsOwn) {
+  host();
+  // A run's _ENV starts empty (memory per waiting run); libraries and base functions appear
+  // on first use, the same objects every later time, and additions stay in that run.
+  auto first = run_body(
+      "local before = rawget(_G, 'math') == nil; local m = math.max(1, 2);"
+      "function string.trim(s) return (s:gsub('^%s+', '')) end;"
+      "local n = 0; for _ in pairs(table) do n = n + 1 end;"
+      "return { before = before, m = m, same = rawget(_G, 'math') == math and _G.string == string,"
+      "  trim = string.trim('  a'), pairs = n > 5, missing = nothing_here == nil }");
+  ASSERT_EQ(first.status, "succeeded") << first.error;
+  EXPECT_EQ(
+      json::parse(first.output_json),
+      json::parse(R"({"before":true,"m":2,"same":true,"trim":"a","pairs":true,"missing":true})"));
+  auto second =
+      run_body("return { trim = string.trim == nil, io = pcall(function() return io.open end) }");
+  ASSERT_EQ(second.status, "succeeded") << second.error;
+  EXPECT_EQ(json::parse(second.output_json), json::parse(R"({"trim":true,"io":false})"));
+}
+
 TEST_F(RuntimeTest, AnInfiniteLoopIsStoppedWhileOtherRunsKeepGoing) {
   RuntimeLimits limits;
   limits.max_instructions = 20'000'000;
