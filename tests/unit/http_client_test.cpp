@@ -298,6 +298,31 @@ TEST_F(HttpClientTest, KeepAliveReusesTheConnection) {
   EXPECT_EQ(server.connection_count(), 1u);
 }
 
+TEST_F(HttpClientTest, HundredsOfConcurrentTransfersSpreadOverShardsEachCompleteOnce) {
+  // More transfers at once than one multi handle takes (512): the loop opens a second shard,
+  // every transfer completes exactly once with its own body, and afterwards a sequential
+  // request still reuses a kept-alive connection.
+  server.route_prefix("/n/", [](const TestRequest& req) { return Script::text(200, req.path); });
+  constexpr int kCount = 600;
+  std::vector<std::shared_ptr<Outcome>> outs;
+  for (int i = 0; i < kCount; ++i)
+    outs.push_back(start(get(server.url("/n/" + std::to_string(i)))));
+  EXPECT_EQ(loop.active_transfers(), static_cast<size_t>(kCount));
+  ASSERT_TRUE(run_until(loop, [&] {
+    return std::all_of(outs.begin(), outs.end(), [](const auto& o) { return o->done(); });
+  }));
+  for (int i = 0; i < kCount; ++i) {
+    EXPECT_EQ(outs[i]->completions, 1) << i;
+    EXPECT_EQ(outs[i]->result, TROUPE_OK) << i << ": " << outs[i]->error;
+    EXPECT_EQ(outs[i]->body, "/n/" + std::to_string(i));
+  }
+  EXPECT_EQ(loop.active_transfers(), 0u);
+  size_t connections = server.connection_count();
+  auto again = fetch(get(server.url("/n/again")));
+  EXPECT_EQ(again->body, "/n/again");
+  EXPECT_EQ(server.connection_count(), connections);
+}
+
 TEST_F(HttpClientTest, ConnectionRefusedIsTransportError) {
   // A bound socket that does not listen: connecting to it is refused, and the port stays ours.
   int fd = socket(AF_INET, SOCK_STREAM, 0);
