@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "loop/event_loop.h"
 #include "store/store.h"
+#include "support/test_dir.h"
 
 namespace troupe {
 namespace {
@@ -32,13 +33,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 class AgentTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("troupe-agent-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = test::fresh_test_dir("agent"); }
   void TearDown() override {
     host_.reset();
     fs::remove_all(dir_);

@@ -10,6 +10,7 @@
 #include "api/host.h"
 #include "store/store.h"
 #include "support/http_test_server.h"
+#include "support/test_dir.h"
 
 namespace troupe {
 namespace {
@@ -23,11 +24,7 @@ using test::TestRequest;
 class HttpStepTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("troupe-http-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    dir_ = test::fresh_test_dir("http");
     Config c = default_config();
     c.store_path = (dir_ / "troupe.db").string();
     host_ = std::make_unique<Host>(c);

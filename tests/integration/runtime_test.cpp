@@ -13,6 +13,7 @@
 #include "api/host.h"
 #include "loop/event_loop.h"
 #include "store/store.h"
+#include "support/test_dir.h"
 
 namespace troupe {
 namespace {
@@ -27,13 +28,7 @@ std::string build_dir() {  // CTest sets it; run by hand, the binary lives in <b
 
 class RuntimeTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("troupe-runtime-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = test::fresh_test_dir("runtime"); }
   void TearDown() override {
     host_.reset();
     fs::remove_all(dir_);
