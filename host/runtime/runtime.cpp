@@ -449,6 +449,9 @@ const std::string& Core::kill_reason(Run& run) {
     run.kill_reason = "memory limit exceeded: the run used more than " +
                       std::to_string(limits.max_memory_bytes >> 20) +
                       " MiB (Lua memory and the host buffers it holds; limits.max_memory_mb)";
+  } else if (const char* why = interrupt_reason_.load(std::memory_order_acquire)) {
+    run.cancelled = true;
+    run.kill_reason = why;
   } else if (cancel_pending_.load(std::memory_order_acquire)) {
     std::lock_guard lock(cancel_mutex_);
     for (const auto& [id, reason] : cancel_requests_) {
@@ -824,6 +827,10 @@ std::string Runtime::start(const RunSpec& spec, std::function<void(const RunOutc
 
 void Runtime::cancel(const std::string& run_id, const std::string& reason) {
   core_->cancel(run_id, reason);
+}
+
+void Runtime::interrupt(const char* reason) noexcept {
+  core_->interrupt_reason_.store(reason, std::memory_order_release);
 }
 
 void Runtime::set_listener(std::function<void(const RunEvent&)> listener) {

@@ -231,6 +231,7 @@ class Core {
   std::mutex cancel_mutex_;
   std::vector<std::pair<std::string, std::string>> cancel_requests_;  // run id, reason
   std::atomic<bool> cancel_pending_{false};
+  std::atomic<const char*> interrupt_reason_{nullptr};  // Runtime::interrupt
 };
 
 // The Core of a lua_State (it is the allocator's ud): what a count hook or a metered library
