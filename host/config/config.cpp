@@ -170,7 +170,8 @@ Config from_json(const json& doc, const std::string& file) {
   if (doc.contains("limits")) {
     const json& l = r.object(doc["limits"], "limits");
     r.check_keys(l, "limits",
-                 {"max_instructions", "max_memory_mb", "call_timeout_s", "slice_instructions"});
+                 {"max_instructions", "max_memory_mb", "call_timeout_s", "slice_instructions",
+                  "store_queue_mb"});
     auto& lim = c.runtime.limits;
     if (l.contains("max_instructions"))
       lim.max_instructions = r.positive(l["max_instructions"], "limits.max_instructions");
@@ -181,6 +182,9 @@ Config from_json(const json& doc, const std::string& file) {
           static_cast<uint32_t>(r.positive(l["call_timeout_s"], "limits.call_timeout_s") * 1000);
     if (l.contains("slice_instructions"))
       lim.slice_instructions = r.positive(l["slice_instructions"], "limits.slice_instructions");
+    if (l.contains("store_queue_mb"))
+      c.store_options.max_queued_bytes = r.positive(l["store_queue_mb"], "limits.store_queue_mb")
+                                         << 20;
   }
   if (doc.contains("providers")) {
     const json& ps = r.object(doc["providers"], "providers");
