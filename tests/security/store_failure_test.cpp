@@ -162,10 +162,15 @@ class StoreFailureTest : public ::testing::Test {
     return write(name + "/wf.lua", text);  // every workflow file is named after its workflow
   }
 
-  // The binary, offline, with a config whose store is on the tmpfs.
-  ProcessResult troupe(const std::vector<std::string>& args) {
+  // A config whose store is on the tmpfs (or where it would be), every model on the mock.
+  void write_config() {
     write("troupe.yaml", "store: " + store_path() +
                              "\nproviders: { mock: { plugin: mock } }\ndefault_model: mock/m\n");
+  }
+
+  // The binary, offline, with that config.
+  ProcessResult troupe(const std::vector<std::string>& args) {
+    write_config();
     ProcessOptions o;
     o.args = {build_dir() + "/troupe", "--config", (dir_ / "troupe.yaml").string()};
     o.args.insert(o.args.end(), args.begin(), args.end());
@@ -334,6 +339,70 @@ TEST_F(StoreFailureTest, read_only_store_is_refused_by_cli_and_host_before_any_r
   } catch (const StoreError& e) {
     EXPECT_THAT(e.what(), HasSubstr("the store is read-only"));
   }
+}
+
+// Debian's libfaketime (package libfaketime), found under /usr/lib/<multiarch>/faketime; "" if
+// it is not installed.
+std::string find_libfaketime() {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/usr/lib", ec)) {
+    fs::path lib = entry.path() / "faketime" / "libfaketimeMT.so.1";
+    if (fs::exists(lib, ec)) return lib.string();
+  }
+  return "";
+}
+
+// The wall clock steps back a day while the run sleeps (libfaketime, driven through a file the
+// test rewrites; the monotonic clock is left alone). The run's duration and every step's span
+// must still be non-negative: they are measured on the monotonic clock.
+TEST_F(StoreFailureTest, wall_clock_jump_back_keeps_durations_non_negative) {
+  const std::string faketime = find_libfaketime();
+  if (faketime.empty()) GTEST_SKIP() << "libfaketime is not installed (Debian: libfaketime)";
+  const std::string clock_file = write("clock", "+0\n");
+  std::string path = workflow("wf", R"(
+local troupe = require("troupe")
+return troupe.workflow{ name = "wf", run = function()
+  troupe.sleep(1)
+  return troupe.agent{ name = "a", model = "mock/m" }:ask("after the jump")
+end })");
+  write_config();
+  ProcessOptions o;
+  o.args = {build_dir() + "/troupe", "--config", (dir_ / "troupe.yaml").string(), "run", path};
+  o.cwd = dir_.string();
+  o.stderr_is_tty = true;  // live progress: the test sees the sleep start
+  o.env = {{"TROUPE_OFFLINE", "1"},
+           {"NO_COLOR", "1"},
+           {"LD_PRELOAD", faketime},
+           {"FAKETIME_TIMESTAMP_FILE", clock_file},
+           {"FAKETIME_NO_CACHE", "1"},
+           {"FAKETIME_DONT_FAKE_MONOTONIC", "1"},
+           {"ASAN_OPTIONS", "verify_asan_link_order=0"}};
+  test::Process process(o);
+  ASSERT_TRUE(process.wait_for_output("sleep", std::chrono::seconds(30)))
+      << "the run did not start";
+  write("clock", "-1d\n");
+  ProcessResult r = process.wait();
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+
+  ProcessResult runs = troupe({"--json", "runs"});
+  ASSERT_EQ(runs.exit_code, 0) << runs.describe();
+  ASSERT_EQ(parse(runs).size(), 1u) << runs.out;
+  ProcessResult show = troupe({"--json", "show", parse(runs)[0]["id"]});
+  ASSERT_EQ(show.exit_code, 0) << show.describe();
+  json run = parse(show);
+  EXPECT_GE(run["duration_ms"].get<int64_t>(), 900) << show.out;
+  EXPECT_GE(run["finished_ms"].get<int64_t>(), run["created_ms"].get<int64_t>()) << show.out;
+  ASSERT_EQ(run["steps"].size(), 2u) << show.out;
+  for (const auto& step : run["steps"]) {
+    EXPECT_GE(step["latency_ms"].get<double>(), 0.0) << step;
+    EXPECT_GE(step["finished_ms"].get<int64_t>(), step["started_ms"].get<int64_t>()) << step;
+  }
+  // The model call started after the jump: its wall-clock start is a day before the run's.
+  int64_t chat_started = 0;
+  for (const auto& step : run["steps"])
+    if (step["kind"] == "chat") chat_started = step["started_ms"];
+  EXPECT_LT(chat_started, run["created_ms"].get<int64_t>())
+      << "the wall clock did not jump; the test proved nothing";
 }
 
 // A workflow looping on troupe.now() and troupe.log() queues a row and an event per turn. With the
