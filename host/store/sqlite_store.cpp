@@ -519,6 +519,8 @@ void SqliteStore::settle(std::vector<Op>& batch, size_t begin, size_t end,
       listener_(failure.run_id, failure.message);
     } catch (const std::exception& e) {
       log::error("store", std::string("the failure listener threw: ") + e.what());
+    } catch (...) {
+      log::error("store", "the failure listener threw");
     }
   }
 
