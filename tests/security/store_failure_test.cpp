@@ -162,10 +162,12 @@ class StoreFailureTest : public ::testing::Test {
     return write(name + "/wf.lua", text);  // every workflow file is named after its workflow
   }
 
-  // A config whose store is on the tmpfs (or where it would be), every model on the mock.
+  // A config whose store is on the tmpfs (or where it would be), every model on the mock, and a
+  // small write queue (the binary's runs go through the bound too).
   void write_config() {
     write("troupe.yaml", "store: " + store_path() +
-                             "\nproviders: { mock: { plugin: mock } }\ndefault_model: mock/m\n");
+                             "\nproviders: { mock: { plugin: mock } }\ndefault_model: mock/m\n"
+                             "limits: { store_queue_mb: 1 }\n");
   }
 
   // The binary, offline, with that config.
