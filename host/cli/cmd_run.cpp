@@ -214,6 +214,12 @@ int cmd_run(const Common& common, const RunArgs& args) {
   std::signal(SIGTERM, SIG_DFL);
   g_runtime = nullptr;
   if (host->store()) host->store()->flush();
+  // The outcome already counts every write of the run up to its final record; a write after it
+  // (its run.finished event) that failed is a lost record too, and this command fails with it.
+  if (host->store() && outcome.status != "failed" && !host->store()->last_error().empty()) {
+    outcome.status = "failed";
+    outcome.error = "the journal could not record this run: " + host->store()->last_error();
+  }
 
   // Figures for the summary come from the journal, the same source `troupe show` uses.
   int64_t in_tok = 0, out_tok = 0;

@@ -171,7 +171,8 @@ Config from_json(const json& doc, const std::string& file) {
     const json& l = r.object(doc["limits"], "limits");
     r.check_keys(l, "limits",
                  {"max_instructions", "max_memory_mb", "call_timeout_s", "slice_instructions",
-                  "max_unyielding_instructions", "max_steps", "max_events", "max_stored_mb"});
+                  "max_unyielding_instructions", "max_steps", "max_events", "max_stored_mb",
+                  "store_queue_mb"});
     auto& lim = c.runtime.limits;
     if (l.contains("max_instructions"))
       lim.max_instructions = r.positive(l["max_instructions"], "limits.max_instructions");
@@ -189,6 +190,9 @@ Config from_json(const json& doc, const std::string& file) {
     if (l.contains("max_events")) lim.max_events = r.positive(l["max_events"], "limits.max_events");
     if (l.contains("max_stored_mb"))
       lim.max_stored_bytes = r.positive(l["max_stored_mb"], "limits.max_stored_mb") << 20;
+    if (l.contains("store_queue_mb"))
+      c.store_options.max_queued_bytes = r.positive(l["store_queue_mb"], "limits.store_queue_mb")
+                                         << 20;
   }
   if (doc.contains("providers")) {
     const json& ps = r.object(doc["providers"], "providers");
