@@ -31,7 +31,15 @@ struct ListArgs {
   std::string workflow;
 };
 
+struct CancelArgs {
+  std::string run_id;
+  std::string reason = "cancelled with troupe cancel";
+  bool wait = true;  // until the run is recorded as ended
+  int wait_s = 10;
+};
+
 int cmd_run(const Common& common, const RunArgs& args);
+int cmd_cancel(const Common& common, const CancelArgs& args);
 int cmd_runs(const Common& common, const ListArgs& args);
 int cmd_show(const Common& common, const std::string& run_id);
 int cmd_events(const Common& common, const std::string& run_id, bool follow);

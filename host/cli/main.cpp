@@ -39,6 +39,16 @@ int main(int argc, char** argv) {
   events->add_option("run", run_id, "Run id (or a unique prefix of it)")->required();
   events->add_flag("-f,--follow", follow, "Keep printing new events until the run ends");
 
+  CancelArgs cancel_args;
+  bool no_wait = false;
+  auto* cancel =
+      app.add_subcommand("cancel", "Cancel a running run (in whichever process runs it)");
+  cancel->add_option("run", cancel_args.run_id, "Run id (or a unique prefix of it)")->required();
+  cancel->add_option("--reason", cancel_args.reason, "Recorded as the run's error");
+  cancel->add_flag("--no-wait", no_wait, "Return once the request is recorded");
+  cancel->add_option("--wait-s", cancel_args.wait_s, "How long to wait for the run to end")
+      ->check(CLI::PositiveNumber);
+
   auto* plugins = app.add_subcommand("plugins", "List the plugins on the search path");
   auto* version = app.add_subcommand("version", "Print versions of troupe and what it is built on");
 
@@ -51,6 +61,10 @@ int main(int argc, char** argv) {
   if (*run) return cmd_run(common, run_args);
   if (*runs) return cmd_runs(common, list_args);
   if (*show) return cmd_show(common, run_id);
+  if (*cancel) {
+    cancel_args.wait = !no_wait;
+    return cmd_cancel(common, cancel_args);
+  }
   if (*events) return cmd_events(common, run_id, follow);
   if (*plugins) return cmd_plugins(common);
   if (*version) return cmd_version(common);

@@ -22,8 +22,9 @@ namespace rt {
 
 namespace {
 
-constexpr int kHookEvery = 10000;         // instructions between two count-hook calls
-constexpr size_t kMaxErrorBytes = 16384;  // of an error message, before its traceback
+constexpr int kHookEvery = 10000;             // instructions between two count-hook calls
+constexpr size_t kMaxErrorBytes = 16384;      // of an error message, before its traceback
+constexpr uint64_t kStoreCancelPollMs = 250;  // how often live runs look for troupe cancel
 
 // The Lua allocator, with the Core as its ud: any coroutine finds its Core in O(1).
 void* core_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
@@ -147,6 +148,12 @@ Core::Core(EventLoop& loop_, Store* store_, ProviderResolver& providers_, Runtim
 }
 
 Core::~Core() {
+  {
+    std::lock_guard lock(watch_mutex_);
+    watch_stop_ = true;
+  }
+  watch_wake_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
   std::vector<std::shared_ptr<Run>> live;
   for (auto& [id, run] : runs)
     live.push_back(run);
@@ -293,6 +300,7 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
     return run->id;
   }
   schedule(run->root, nullptr);
+  set_live(run->id, true);
   return run->id;
 }
 
@@ -799,6 +807,7 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   const std::string id = run.id;
   ending_[id] = Ending{keep, {id, run.workflow, status, output_json, clean_error}, finished_ms};
   runs.erase(id);
+  set_live(id, false);
   if (store == nullptr) {
     settle_run(id);
     return;
@@ -869,6 +878,44 @@ void Core::cancel(const std::string& run_id, const std::string& reason) {
   loop.post([this, token] {
     if (!token.expired()) apply_cancel_requests();
   });
+}
+
+void Core::set_live(const std::string& run_id, bool live) {
+  if (store == nullptr) return;
+  std::lock_guard lock(watch_mutex_);
+  if (live) {
+    live_ids_.insert(run_id);
+  } else {
+    live_ids_.erase(run_id);
+  }
+  if (live && !watcher_.joinable()) watcher_ = std::thread([this] { watch_store_cancels(); });
+}
+
+void Core::watch_store_cancels() {
+  std::unique_lock lock(watch_mutex_);
+  while (!watch_stop_) {
+    watch_wake_.wait_for(lock, std::chrono::milliseconds(kStoreCancelPollMs));
+    if (watch_stop_ || live_ids_.empty()) continue;
+    lock.unlock();
+    std::vector<CancelRequest> requests;
+    try {
+      requests = store->cancel_requests();
+    } catch (const StoreError& e) {
+      log::warn("runtime", std::string("cannot read cancel requests: ") + e.what());
+    }
+    lock.lock();
+    std::vector<CancelRequest> ours;
+    for (auto& request : requests) {
+      // Another process's run (or one already over) is not ours to touch.
+      if (live_ids_.count(request.run_id) != 0) ours.push_back(std::move(request));
+    }
+    lock.unlock();
+    for (const auto& request : ours) {
+      store->clear_cancel(request.run_id);
+      cancel(request.run_id, request.reason);
+    }
+    lock.lock();
+  }
 }
 
 void Core::apply_cancel_requests() {

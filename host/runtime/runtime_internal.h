@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -12,7 +13,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "runtime/lua_memory.h"
@@ -220,6 +223,10 @@ class Core {
   // traceback; *error_ref gets a reference to a troupe error table for a branch's join.
   std::string error_text(Task& task, int status, int* error_ref);
   void apply_cancel_requests();
+  // The thread that polls the store for cancels other processes asked (troupe cancel) and
+  // hands them to cancel(): the loop may be busy with the very run to cancel.
+  void watch_store_cancels();
+  void set_live(const std::string& run_id, bool live);
   static void count_hook(lua_State* co, lua_Debug* ar);
 
   TaskTable tasks_;
@@ -245,6 +252,11 @@ class Core {
   std::vector<std::pair<std::string, std::string>> cancel_requests_;  // run id, reason
   std::atomic<bool> cancel_pending_{false};
   std::atomic<const char*> interrupt_reason_{nullptr};  // Runtime::interrupt
+  std::mutex watch_mutex_;
+  std::condition_variable watch_wake_;
+  std::unordered_set<std::string> live_ids_;  // runs started and not finished (for the watcher)
+  bool watch_stop_ = false;
+  std::thread watcher_;
 };
 
 // The Core of a lua_State (it is the allocator's ud): what a count hook or a metered library

@@ -56,8 +56,8 @@ int metered_rep(lua_State* L) {
       uint64_t limit = core->options.limits.max_memory_bytes;
       uint64_t held = core->memory.used(run.mem_slot) + run.host_bytes;
       if (limit != 0 && (held >= limit || total > limit - held) && run.kill_reason.empty()) {
-        run.kill_reason = "memory limit exceeded: string.rep would build " +
-                          std::to_string(total) + " bytes, more than the run has left of its " +
+        run.kill_reason = "memory limit exceeded: string.rep would build " + std::to_string(total) +
+                          " bytes, more than the run has left of its " +
                           std::to_string(limit >> 20) + " MiB (limits.max_memory_mb)";
       }
       core->charge_instructions(L, total / 64);  // raises once the run is stopped

@@ -64,6 +64,15 @@ CREATE TABLE events (
 );
 CREATE INDEX events_by_run ON events(run_id, seq);
 )sql",
+    // v2: cancels asked from another process (troupe cancel), applied by the host running
+    // the run, then removed.
+    R"sql(
+CREATE TABLE cancel_requests (
+  run_id       TEXT PRIMARY KEY NOT NULL,
+  reason       TEXT NOT NULL DEFAULT '',
+  requested_ms INTEGER NOT NULL
+);
+)sql",
 };
 
 constexpr int kLatest = static_cast<int>(std::size(kMigrations));

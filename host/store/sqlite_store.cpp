@@ -48,7 +48,14 @@ struct NameRun {
   std::string run_id;
   std::string workflow;
 };
-using Write = std::variant<RunRecord, FinishRun, StepRecord, EventRecord, NameRun>;
+// A cancel asked for a run (request: true), or its withdrawal once applied (request: false).
+struct CancelRun {
+  std::string run_id;
+  std::string reason;
+  int64_t requested_ms = 0;
+  bool request = true;
+};
+using Write = std::variant<RunRecord, FinishRun, StepRecord, EventRecord, NameRun, CancelRun>;
 
 struct Op {
   Write write;
@@ -69,6 +76,8 @@ uint64_t write_bytes(const Write& write) {
     n += fin->run_id.size() + fin->status.size() + fin->output_json.size() + fin->error.size();
   } else if (auto* name = std::get_if<NameRun>(&write)) {
     n += name->run_id.size() + name->workflow.size();
+  } else if (auto* cancel = std::get_if<CancelRun>(&write)) {
+    n += cancel->run_id.size() + cancel->reason.size();
   } else if (auto* step = std::get_if<StepRecord>(&write)) {
     n += step->run_id.size() + step->step_key.size() + step->kind.size() + step->agent.size() +
          step->model.size() + step->request_json.size() + step->response_json.size() +
@@ -84,6 +93,7 @@ const std::string& run_of(const Write& write) {
   if (auto* run = std::get_if<RunRecord>(&write)) return run->id;
   if (auto* fin = std::get_if<FinishRun>(&write)) return fin->run_id;
   if (auto* name = std::get_if<NameRun>(&write)) return name->run_id;
+  if (auto* cancel = std::get_if<CancelRun>(&write)) return cancel->run_id;
   if (auto* step = std::get_if<StepRecord>(&write)) return step->run_id;
   return std::get<EventRecord>(write).run_id;
 }
@@ -96,7 +106,9 @@ enum WriteStmt {
   kFinishRun,
   kUpsertStep,
   kInsertEvent,
-  kNameRun
+  kNameRun,
+  kRequestCancel,
+  kClearCancel
 };
 const char* const kWriteSql[] = {
     "BEGIN IMMEDIATE",
@@ -110,10 +122,12 @@ const char* const kWriteSql[] = {
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     "INSERT INTO events (run_id, ts_ms, type, step_key, data) VALUES (?1, ?2, ?3, ?4, ?5)",
     "UPDATE runs SET workflow = ?2 WHERE id = ?1",
+    "INSERT OR REPLACE INTO cancel_requests (run_id, reason, requested_ms) VALUES (?1, ?2, ?3)",
+    "DELETE FROM cancel_requests WHERE run_id = ?1",
 };
 constexpr size_t kWriteStmtCount = std::size(kWriteSql);
 
-enum ReadStmt { kListRuns, kGetRun, kRunIdsFrom, kGetSteps, kGetEvents };
+enum ReadStmt { kListRuns, kGetRun, kRunIdsFrom, kGetSteps, kGetEvents, kCancelRequests };
 const char* const kReadSql[] = {
     "SELECT id, workflow, source, input, status, output, error, created_ms, finished_ms"
     " FROM runs WHERE (?1 = '' OR status = ?1) AND (?2 = '' OR workflow = ?2)"
@@ -127,6 +141,7 @@ const char* const kReadSql[] = {
     " WHERE run_id = ?1 ORDER BY started_ms, rowid",
     "SELECT seq, run_id, ts_ms, type, step_key, data FROM events"
     " WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    "SELECT run_id, reason FROM cancel_requests ORDER BY requested_ms",
 };
 constexpr size_t kReadStmtCount = std::size(kReadSql);
 
@@ -200,6 +215,10 @@ std::string describe(const Write& write) {
   if (auto* run = std::get_if<RunRecord>(&write)) return "create_run '" + run->id + "'";
   if (auto* fin = std::get_if<FinishRun>(&write)) return "finish_run '" + fin->run_id + "'";
   if (auto* name = std::get_if<NameRun>(&write)) return "set_run_workflow '" + name->run_id + "'";
+  if (auto* cancel = std::get_if<CancelRun>(&write)) {
+    return std::string(cancel->request ? "request_cancel '" : "clear_cancel '") + cancel->run_id +
+           "'";
+  }
   if (auto* step = std::get_if<StepRecord>(&write)) {
     return "record_step '" + step->run_id + "' '" + step->step_key + "'";
   }
@@ -230,6 +249,13 @@ class SqliteStore final : public Store {
   void append_event(const EventRecord& event, Done on_durable) override {
     enqueue(event, std::move(on_durable));
   }
+  void request_cancel(const std::string& run_id, const std::string& reason, int64_t requested_ms,
+                      Done on_durable) override {
+    enqueue(CancelRun{run_id, reason, requested_ms, true}, std::move(on_durable));
+  }
+  void clear_cancel(const std::string& run_id, Done on_durable) override {
+    enqueue(CancelRun{run_id, "", 0, false}, std::move(on_durable));
+  }
   void flush() override;
   std::string last_error() const override;
   uint64_t queued_bytes() const override;
@@ -242,6 +268,7 @@ class SqliteStore final : public Store {
   std::vector<StepRecord> get_steps(const std::string& run_id) const override;
   std::vector<EventRecord> get_events(const std::string& run_id, int64_t after_seq,
                                       int limit) const override;
+  std::vector<CancelRequest> cancel_requests() const override;
   int schema_version() const override { return version_; }
 
  private:
@@ -613,6 +640,15 @@ std::string SqliteStore::apply(const Write& write) {
     if (error.empty() && sqlite3_changes(wdb_.get()) == 0) error = "no such run";
     return error;
   }
+  if (auto* cancel = std::get_if<CancelRun>(&write)) {
+    sqlite3_stmt* stmt = wstmts_[cancel->request ? kRequestCancel : kClearCancel].get();
+    bind_text(stmt, 1, cancel->run_id);
+    if (cancel->request) {
+      bind_text(stmt, 2, cancel->reason);
+      sqlite3_bind_int64(stmt, 3, cancel->requested_ms);
+    }
+    return run_write(cancel->request ? kRequestCancel : kClearCancel);
+  }
   if (auto* step = std::get_if<StepRecord>(&write)) {
     sqlite3_stmt* stmt = wstmts_[kUpsertStep].get();
     bind_text(stmt, 1, step->run_id);
@@ -776,6 +812,18 @@ std::vector<EventRecord> SqliteStore::get_events(const std::string& run_id, int6
   sqlite3_reset(stmt);
   release_reader(std::move(reader));
   return events;
+}
+
+std::vector<CancelRequest> SqliteStore::cancel_requests() const {
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* stmt = read_stmt(*reader, kCancelRequests);
+  std::vector<CancelRequest> requests;
+  while (step_read(*reader, stmt, "cancel_requests")) {
+    requests.push_back({column_text(stmt, 0), column_text(stmt, 1)});
+  }
+  sqlite3_reset(stmt);
+  release_reader(std::move(reader));
+  return requests;
 }
 
 }  // namespace

@@ -86,6 +86,12 @@ struct RunWriteStats {
   std::string error;          // why the first of them failed: "<path>: <write>: <reason>"
 };
 
+// A cancel another process asked for (troupe cancel): the host running the run applies it.
+struct CancelRequest {
+  std::string run_id;
+  std::string reason;
+};
+
 struct RunFilter {
   int limit = 50;        // newest first
   std::string status;    // empty = any
@@ -121,6 +127,11 @@ class Store {
   // Inserts or replaces the step (run_id, step_key).
   virtual void record_step(const StepRecord& step, Done on_durable = {}) = 0;
   virtual void append_event(const EventRecord& event, Done on_durable = {}) = 0;
+  // Asks whichever process runs run_id to cancel it (troupe cancel); replaces an earlier ask.
+  virtual void request_cancel(const std::string& run_id, const std::string& reason,
+                              int64_t requested_ms, Done on_durable = {}) = 0;
+  // Withdraws the ask once it is applied.
+  virtual void clear_cancel(const std::string& run_id, Done on_durable = {}) = 0;
   // Blocks until everything queued so far is committed.
   virtual void flush() = 0;
   // The last write failure of any run, "" while none failed.
@@ -148,6 +159,8 @@ class Store {
   virtual std::vector<StepRecord> get_steps(const std::string& run_id) const = 0;
   virtual std::vector<EventRecord> get_events(const std::string& run_id, int64_t after_seq,
                                               int limit) const = 0;
+  // The cancels asked and not yet applied, oldest first.
+  virtual std::vector<CancelRequest> cancel_requests() const = 0;
   virtual int schema_version() const = 0;
 };
 

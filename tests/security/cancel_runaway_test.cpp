@@ -8,6 +8,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "e2e/process.h"
@@ -58,6 +59,15 @@ class CancelRunaway : public ::testing::Test {
     return r;
   }
 
+  ProcessOptions troupe_options(std::vector<std::string> args) const {
+    ProcessOptions o;
+    o.args = {(build_dir() / "troupe").string()};
+    o.args.insert(o.args.end(), args.begin(), args.end());
+    o.cwd = dir_.string();
+    o.unset_env = {"TROUPE_CONFIG", "TROUPE_PLUGIN_PATH"};
+    return o;
+  }
+
   fs::path dir_;
 };
 
@@ -89,6 +99,37 @@ TEST_F(CancelRunaway, SigintStopsAGsubCallbackThatNeverReturns) {
   ASSERT_FALSE(r.timed_out) << r.describe();
   EXPECT_EQ(r.exit_code, 130) << r.describe();
   EXPECT_LT(took, seconds(5)) << r.describe();
+}
+
+// `troupe cancel` from another process: the running host picks the request up from the store
+// and stops the run, even while it computes where it cannot yield.
+TEST_F(CancelRunaway, TroupeCancelFromAnotherProcessStopsAComputingRun) {
+  std::ofstream(dir_ / "wf.lua") << "local troupe = require('troupe')\n"
+                                    "return troupe.workflow{ name = 'runaway', run = function()\n"
+                                    "  troupe.log('computing')\n"
+                                    "  table.sort({ 3, 2, 1 }, function() while true do end end)\n"
+                                    "end }\n";
+  ProcessOptions o = troupe_options({"run", "wf.lua"});
+  o.timeout = seconds(60);
+  Process running(o);
+  ASSERT_TRUE(running.wait_for_output("computing", seconds(30)));
+  ProcessResult listed = run_process(troupe_options({"runs", "--status", "running", "--json"}));
+  nlohmann::json runs = nlohmann::json::parse(listed.out, nullptr, false);
+  ASSERT_TRUE(runs.is_array() && runs.size() == 1) << listed.describe();
+  std::string id = runs[0]["id"];
+  ProcessResult cancelled =
+      run_process(troupe_options({"cancel", id, "--reason", "stopped by the operator", "--json"}));
+  EXPECT_EQ(cancelled.exit_code, 0) << cancelled.describe();
+  nlohmann::json answer = nlohmann::json::parse(cancelled.out, nullptr, false);
+  EXPECT_EQ(answer.value("status", ""), "cancelled") << cancelled.describe();
+  ProcessResult r = running.wait();
+  ASSERT_FALSE(r.timed_out) << r.describe();
+  EXPECT_EQ(r.exit_code, 1) << r.describe();
+  EXPECT_NE(r.err.find("stopped by the operator"), std::string::npos) << r.describe();
+  // A run that is not running any more cannot be cancelled, and says why.
+  ProcessResult again = run_process(troupe_options({"cancel", id}));
+  EXPECT_EQ(again.exit_code, 1) << again.describe();
+  EXPECT_NE(again.err.find("is not running (cancelled)"), std::string::npos) << again.describe();
 }
 
 }  // namespace

@@ -166,18 +166,36 @@ class LogCapture {
 
 // ---- schema
 
-TEST_F(StoreTest, OpenCreatesFoldersAndFreshFileAtSchemaVersion1InWalMode) {
+TEST_F(StoreTest, OpenCreatesFoldersAndFreshFileAtTheLatestSchemaVersionInWalMode) {
   const std::string db = (dir_ / "a" / "b" / "troupe.db").string();
   auto store = Store::open(db);
-  EXPECT_EQ(store->schema_version(), 1);
+  EXPECT_EQ(store->schema_version(), 2);
   EXPECT_TRUE(fs::exists(db));
-  EXPECT_EQ(sql_value(db, "PRAGMA user_version"), "1");
+  EXPECT_EQ(sql_value(db, "PRAGMA user_version"), "2");
   EXPECT_EQ(sql_value(db, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(sql_value(db,
                       "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
                       "WHERE type IN ('table','index') AND name NOT LIKE 'sqlite%' "
                       "ORDER BY name)"),
-            "events,events_by_run,runs,runs_by_created,steps");
+            "cancel_requests,events,events_by_run,runs,runs_by_created,steps");
+}
+
+TEST_F(StoreTest, CancelRequestsAreKeptUntilCleared) {
+  auto store = Store::open(path());
+  store->create_run(make_run("run-1"));
+  store->request_cancel("run-1", "first ask", 10);
+  store->request_cancel("run-1", "second ask", 20);  // replaces the first
+  store->request_cancel("run-2", "other", 30);
+  store->flush();
+  auto requests = store->cancel_requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].run_id, "run-1");
+  EXPECT_EQ(requests[0].reason, "second ask");
+  store->clear_cancel("run-1");
+  store->flush();
+  requests = store->cancel_requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].run_id, "run-2");
 }
 
 TEST_F(StoreTest, ReopenKeepsDataAndSchemaVersion) {
@@ -188,7 +206,7 @@ TEST_F(StoreTest, ReopenKeepsDataAndSchemaVersion) {
     store->append_event(make_event("run-1", "run.started"));
   }
   auto store = Store::open(path());
-  EXPECT_EQ(store->schema_version(), 1);
+  EXPECT_EQ(store->schema_version(), 2);
   ASSERT_TRUE(store->get_run("run-1").has_value());
   EXPECT_EQ(store->get_steps("run-1").size(), 1u);
   EXPECT_EQ(store->get_events("run-1", 0, 0).size(), 1u);
@@ -201,7 +219,7 @@ TEST_F(StoreTest, OpenRefusesDatabaseWithNewerSchemaNamingPathAndVersions) {
   for (bool readonly : {false, true}) {
     std::string error = open_error(path(), readonly);
     EXPECT_THAT(error, HasSubstr(path() + ": schema version 7 is newer than this build of troupe "
-                                          "supports (1)"));
+                                          "supports (2)"));
   }
   EXPECT_EQ(sql_value(path(), "PRAGMA user_version"), "7");
 }
@@ -737,7 +755,7 @@ TEST_F(StoreTest, ReadonlyStoreRejectsWritesAndNeverChangesTheFile) {
   }
   const std::string before = read_file(path());
   auto reader = Store::open_readonly(path());
-  EXPECT_EQ(reader->schema_version(), 1);
+  EXPECT_EQ(reader->schema_version(), 2);
   ASSERT_TRUE(reader->get_run("r"));
 
   EXPECT_THROW(reader->create_run(make_run("x")), StoreError);
