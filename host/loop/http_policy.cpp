@@ -68,7 +68,9 @@ bool valid_name(const std::string& name) {
   return true;
 }
 
-bool port_matches(const DestinationRule& r, int port) { return r.port == 0 || r.port == port; }
+bool port_matches(const DestinationRule& r, int port) {
+  return r.port == 0 || r.port == port;
+}
 
 bool name_matches(const DestinationRule& r, const std::string& host, int port) {
   if (!r.is_name || !port_matches(r, port)) return false;
@@ -83,11 +85,13 @@ bool address_matches(const DestinationRule& r, const Endpoint& e) {
   if (std::memcmp(r.address.data(), e.bytes.data(), static_cast<size_t>(full)) != 0) return false;
   if (rest == 0) return true;
   auto mask = static_cast<uint8_t>(0xff << (8 - rest));
-  return (r.address[static_cast<size_t>(full)] & mask) == (e.bytes[static_cast<size_t>(full)] & mask);
+  return (r.address[static_cast<size_t>(full)] & mask) ==
+         (e.bytes[static_cast<size_t>(full)] & mask);
 }
 
 std::string denied(const std::string& what, const DestinationRule& r) {
-  if (!r.reason.empty()) return "destination " + what + " denied by http.deny (built in: " + r.reason + ")";
+  if (!r.reason.empty())
+    return "destination " + what + " denied by http.deny (built in: " + r.reason + ")";
   return "destination " + what + " denied by http.deny entry '" + r.text + "'";
 }
 
@@ -140,8 +144,9 @@ DestinationRule parse_destination_rule(const std::string& text) {
   if (host.find_first_of("[]") != std::string::npos)
     throw std::invalid_argument("unbalanced '[' or ']'");
   if (has_port) {
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-        std::stoi(port) < 1 || std::stoi(port) > 65535)
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) < 1 ||
+        std::stoi(port) > 65535)
       throw std::invalid_argument("the port must be a number from 1 to 65535");
     r.port = std::stoi(port);
   }
@@ -180,9 +185,9 @@ DestinationRule parse_destination_rule(const std::string& text) {
 const std::vector<DestinationRule>& builtin_deny() {
   // Specific entries first: the message names the most telling reason.
   static const std::vector<DestinationRule> rules = {
-      builtin("169.254.169.254", "cloud metadata"),       // AWS, Azure, GCP, Oracle, ...
-      builtin("fd00:ec2::254", "cloud metadata"),         // AWS over IPv6
-      builtin("100.100.100.200", "cloud metadata"),       // Alibaba Cloud
+      builtin("169.254.169.254", "cloud metadata"),  // AWS, Azure, GCP, Oracle, ...
+      builtin("fd00:ec2::254", "cloud metadata"),    // AWS over IPv6
+      builtin("100.100.100.200", "cloud metadata"),  // Alibaba Cloud
       builtin("metadata.google.internal", "cloud metadata"),
       builtin("169.254.0.0/16", "link-local"),
       builtin("fe80::/10", "link-local"),

@@ -48,8 +48,7 @@ bool crosses_origins_safely(const std::string& header_name) {
   static const char* const safe[] = {"accept",       "accept-language", "content-language",
                                      "content-type", "range",           "user-agent"};
   std::string name = lowercase(header_name);
-  return std::any_of(std::begin(safe), std::end(safe),
-                     [&](const char* s) { return name == s; });
+  return std::any_of(std::begin(safe), std::end(safe), [&](const char* s) { return name == s; });
 }
 
 std::string prepare_redirect(const std::string& from, const std::string& to, Headers& headers) {
