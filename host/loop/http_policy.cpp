@@ -101,14 +101,14 @@ DestinationRule builtin(const std::string& text, const std::string& reason) {
   return r;
 }
 
-std::string check_endpoint(const HttpPolicy& policy, Endpoint e, bool allowed_by_name) {
+std::string check_endpoint(const HttpPolicy& policy, Endpoint e, bool host_allowed) {
   unmap_v4(e);
   std::string what = endpoint_text(e);
   for (const auto& r : builtin_deny())
     if (address_matches(r, e)) return denied(what, r);
   for (const auto& r : policy.deny)
     if (address_matches(r, e)) return denied(what, r);
-  if (policy.allow.empty() || allowed_by_name) return "";
+  if (policy.allow.empty() || host_allowed) return "";
   for (const auto& r : policy.allow)
     if (address_matches(r, e)) return "";
   return "destination " + what + " is not in http.allow";
@@ -202,7 +202,13 @@ NameVerdict HttpPolicy::check_name(std::string_view host, int port) const {
     bare = bare.substr(1, bare.size() - 2);
   int family = 0;
   std::array<uint8_t, 16> bytes{};
-  if (parse_ip(bare, &family, &bytes)) return v;  // an IP literal: the address check decides
+  if (parse_ip(bare, &family, &bytes)) {
+    // An IP literal is checked now too: through an HTTP proxy the socket goes to the proxy,
+    // and the literal would never be seen by the address check.
+    v.refusal = check_endpoint(*this, Endpoint{family, bytes, port}, false);
+    v.host_allowed = v.refusal.empty() && !allow.empty();
+    return v;
+  }
   std::string name = lowercase_name(bare);
   std::string what = name + ":" + std::to_string(port);
   for (const auto& r : builtin_deny()) {
@@ -218,11 +224,11 @@ NameVerdict HttpPolicy::check_name(std::string_view host, int port) const {
     }
   }
   for (const auto& r : allow)
-    if (name_matches(r, name, port)) v.allowed_by_name = true;
+    if (name_matches(r, name, port)) v.host_allowed = true;
   return v;
 }
 
-std::string HttpPolicy::check_address(const sockaddr* address, bool allowed_by_name) const {
+std::string HttpPolicy::check_address(const sockaddr* address, bool host_allowed) const {
   Endpoint e;
   if (address->sa_family == AF_INET) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(address);
@@ -238,15 +244,15 @@ std::string HttpPolicy::check_address(const sockaddr* address, bool allowed_by_n
     return "destination of address family " + std::to_string(address->sa_family) +
            " refused: only IPv4 and IPv6 are checked";
   }
-  return check_endpoint(*this, e, allowed_by_name);
+  return check_endpoint(*this, e, host_allowed);
 }
 
-std::string HttpPolicy::check_address_text(const char* ip, int port, bool allowed_by_name) const {
+std::string HttpPolicy::check_address_text(const char* ip, int port, bool host_allowed) const {
   Endpoint e;
   e.port = port;
   if (ip == nullptr || !parse_ip(ip, &e.family, &e.bytes))
     return "destination '" + std::string(ip != nullptr ? ip : "") + "' refused: not an IP address";
-  return check_endpoint(*this, e, allowed_by_name);
+  return check_endpoint(*this, e, host_allowed);
 }
 
 }  // namespace troupe

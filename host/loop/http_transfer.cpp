@@ -83,7 +83,7 @@ bool fail(troupe_status_t code, std::string text, troupe_status_t* status, std::
 curl_socket_t open_checked_socket(void* user, curlsocktype, curl_sockaddr* address) {
   auto* t = static_cast<HttpTransfer*>(user);
   if (t->terminal || !t->refusal.empty()) return CURL_SOCKET_BAD;
-  std::string refusal = t->policy->check_address(&address->addr, t->allowed_by_name);
+  std::string refusal = t->policy->check_address(&address->addr, t->host_allowed);
   if (!refusal.empty()) {
     t->refusal = std::move(refusal);
     return CURL_SOCKET_BAD;
@@ -96,7 +96,7 @@ curl_socket_t open_checked_socket(void* user, curlsocktype, curl_sockaddr* addre
 int check_connection(void* user, char* primary_ip, char*, int primary_port, int) {
   auto* t = static_cast<HttpTransfer*>(user);
   if (!t->refusal.empty()) return CURL_PREREQFUNC_ABORT;
-  std::string refusal = t->policy->check_address_text(primary_ip, primary_port, t->allowed_by_name);
+  std::string refusal = t->policy->check_address_text(primary_ip, primary_port, t->host_allowed);
   if (refusal.empty()) return CURL_PREREQFUNC_OK;
   t->refusal = std::move(refusal);
   return CURL_PREREQFUNC_ABORT;
@@ -165,7 +165,7 @@ bool configure_transfer(HttpTransfer& t, HttpRequest& request, troupe_status_t* 
     if (!verdict.refusal.empty())
       return fail(TROUPE_INVALID_ARGUMENT, verdict.refusal, status, message);
     t.policy = request.policy;
-    t.allowed_by_name = verdict.allowed_by_name;
+    t.host_allowed = verdict.host_allowed;
   }
 
   bool has_expect = false;

@@ -53,7 +53,7 @@ struct HttpTransfer {
   HeaderParser parser;
 
   std::shared_ptr<const HttpPolicy> policy;  // null: no destination policy
-  bool allowed_by_name = false;              // the URL's host matched an http.allow entry
+  bool host_allowed = false;                 // the URL's host matched an http.allow entry
   std::string refusal;  // set when the policy refused a connection: the transfer's error
 
   uint32_t idle_timeout_ms = 0;

@@ -113,7 +113,7 @@ TEST(HttpPolicyRules, ConfiguredEntriesMatchNamesWildcardsCidrsAndPorts) {
   EXPECT_EQ(check(only, v4("192.168.1.7", 80)), "");
   EXPECT_EQ(check(only, v4("192.168.2.7", 80)), "destination 192.168.2.7:80 is not in http.allow");
   NameVerdict named = only.check_name("API.example.com", 443);
-  EXPECT_TRUE(named.allowed_by_name);
+  EXPECT_TRUE(named.host_allowed);
   auto public_address = v4("93.184.216.34", 443);
   EXPECT_EQ(only.check_address(reinterpret_cast<const sockaddr*>(&public_address), true), "");
   // An allowed name still cannot lead to a denied address.
@@ -324,7 +324,14 @@ TEST_F(HttpPolicyTest, ARedirectHopToADeniedDestinationIsRefused) {
   EXPECT_EQ(allowed.request_count(), 1u);
   EXPECT_EQ(internal.connection_count(), 0u);
 
-  // The same hop by a name on the deny list is refused before resolving it.
+  // The same hop by a name that resolves to the denied address, and by a denied name.
+  allowed.route("/go-by-name", [&](const TestRequest&) {
+    return redirect_to("http://localhost:" + std::to_string(internal.port()) + "/admin");
+  });
+  EXPECT_EQ(caught_get(allowed.url("/go-by-name"))["message"],
+            "destination 127.0.0.1:" + std::to_string(internal.port()) +
+                " denied by http.deny entry '127.0.0.1:" + std::to_string(internal.port()) + "'");
+  EXPECT_EQ(internal.connection_count(), 0u);
   allowed.route("/go-meta", [](const TestRequest&) {
     return redirect_to("http://metadata.google.internal/computeMetadata/v1/");
   });
