@@ -356,8 +356,9 @@ TEST_F(HttpPolicyTest, AnAllowListRefusesEveryOtherDestinationIncludingRedirectH
 
 TEST_F(HttpPolicyTest, APooledConnectionOfAPluginCannotCarryADeniedWorkflowRequest) {
   // The openai plugin (trusted, configured by the operator: not subject to the policy) keeps
-  // a connection to the server alive; the workflow's request to the same host and port would
-  // reuse it without opening a socket. The check on the connection itself refuses it.
+  // a connection to localhost alive; the workflow's request to the same host and port passes
+  // the name check ("localhost" is not denied) and would reuse that connection without opening
+  // a socket. The check on the connection itself refuses it.
   HttpTestServer server;
   server.route("/v1/chat/completions", [](const TestRequest&) {
     return Script::text(
@@ -374,7 +375,8 @@ TEST_F(HttpPolicyTest, APooledConnectionOfAPluginCannotCarryADeniedWorkflowReque
   ProviderConfig openai;
   openai.name = "local";
   openai.plugin = "openai";
-  openai.settings_json = json{{"base_url", server.url("/v1")}}.dump();
+  std::string origin = "http://localhost:" + std::to_string(server.port());
+  openai.settings_json = json{{"base_url", origin + "/v1"}}.dump();
   c.providers["local"] = openai;
   auto policy = std::make_shared<HttpPolicy>();
   policy->deny.push_back(parse_destination_rule("127.0.0.1:" + std::to_string(server.port())));
@@ -384,7 +386,7 @@ TEST_F(HttpPolicyTest, APooledConnectionOfAPluginCannotCarryADeniedWorkflowReque
       "local a = troupe.agent{ name = 'a', model = 'local/m' }\n"
       "local answer = a:ask('hello')\n"
       "local ok, err = pcall(troupe.http.get, '" +
-      server.url("/internal") +
+      origin + "/internal" +
       "')\n"
       "return { answer = answer, ok = ok, message = not ok and err.message or nil }");
   ASSERT_EQ(o.status, "succeeded") << o.error;
