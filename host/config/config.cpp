@@ -135,7 +135,7 @@ Config from_json(const json& doc, const std::string& file) {
   r.object(doc, "");
   r.check_keys(doc, "",
                {"store", "plugin_path", "providers", "fallback_provider", "default_model",
-                "durability", "limits"});
+                "durability", "limits", "http"});
   if (doc.contains("store")) c.store_path = relative_to(dir, r.string(doc["store"], "store"));
   if (doc.contains("plugin_path")) {
     const json& pp = doc["plugin_path"];
@@ -193,6 +193,30 @@ Config from_json(const json& doc, const std::string& file) {
     if (l.contains("store_queue_mb"))
       c.store_options.max_queued_bytes = r.positive(l["store_queue_mb"], "limits.store_queue_mb")
                                          << 20;
+  }
+  if (doc.contains("http")) {
+    const json& h = r.object(doc["http"], "http");
+    r.check_keys(h, "http", {"allow", "deny"});
+    auto policy = std::make_shared<HttpPolicy>();
+    for (const char* list : {"allow", "deny"}) {
+      if (!h.contains(list)) continue;
+      std::string where = std::string("http.") + list;
+      const json& entries = h[list];
+      if (!entries.is_array())
+        r.fail(where, std::string("expected a list of hosts, addresses and CIDRs, got ") +
+                          Reader::type_name(entries));
+      auto& rules = std::string(list) == "allow" ? policy->allow : policy->deny;
+      for (size_t i = 0; i < entries.size(); ++i) {
+        std::string at = where + "[" + std::to_string(i) + "]";
+        std::string text = r.string(entries[i], at);
+        try {
+          rules.push_back(parse_destination_rule(text));
+        } catch (const std::invalid_argument& e) {
+          r.fail(at, "'" + text + "': " + e.what());
+        }
+      }
+    }
+    c.runtime.http_policy = std::move(policy);
   }
   if (doc.contains("providers")) {
     const json& ps = r.object(doc["providers"], "providers");

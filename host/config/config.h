@@ -4,6 +4,13 @@
 // ./troupe.yml, ./troupe.json; without any, defaults route every provider to the mock plugin
 // so workflows run offline. Relative paths inside a file are relative to that file.
 // Secrets are never in the file: it names the environment variables that hold them.
+//
+// `http: { allow: [...], deny: [...] }` is where workflows' troupe.http may connect (not
+// provider plugins: their URLs come from this file). Entries are host names ("api.example.com",
+// "*.example.com"), addresses and CIDRs ("10.0.0.0/8", "fd00::/8"), each optionally with a
+// port ("127.0.0.1:8080", "[::1]:8080"). `deny` refuses what it matches; a non-empty `allow`
+// refuses everything it does not match. Link-local addresses and the cloud metadata services
+// are always denied; loopback is allowed unless denied here (loop/http_policy.h, decision 0010).
 #pragma once
 
 #include <map>

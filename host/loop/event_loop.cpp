@@ -438,7 +438,7 @@ struct EventLoop::Impl {
       if (t->terminal) continue;  // outcome already decided; curl's result is moot
       detach(*t);
       std::string message;
-      troupe_status_t status = loop_detail::map_curl_result(code, t->error_buffer, &message);
+      troupe_status_t status = loop_detail::map_curl_result(*t, code, &message);
       if (status == TROUPE_OK && !t->headers_delivered) {
         deliver_headers(*t, response_status(*t), t->parser.headers());
         if (t->terminal) continue;  // on_headers cancelled or threw

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "loop/http_policy.h"
 #include "troupe/plugin.h"
 
 namespace troupe {
@@ -34,6 +35,11 @@ struct HttpRequest {
   uint32_t timeout_ms = 0;          // whole transfer; 0 = none
   uint32_t connect_timeout_ms = 0;  // 0 = default (10 s)
   uint32_t idle_timeout_ms = 0;     // no byte for this long fails the transfer; 0 = none
+  // troupe.http's destination policy: checked on the URL's host before anything else and on
+  // the address of every connection the transfer opens or reuses, before a byte is sent; a
+  // refusal fails the transfer with TROUPE_INVALID_ARGUMENT and says why. Null (provider
+  // plugins' transfers): no policy.
+  std::shared_ptr<const HttpPolicy> policy;
 };
 
 // Callbacks of one transfer, all on the loop thread: on_headers once, on_chunk any number of

@@ -1,9 +1,13 @@
 // http_transfer.cpp: curl easy-handle setup, response header parsing and curl error mapping.
 #include "loop/http_transfer.h"
 
+#include <sys/socket.h>
+
+#include <memory>
 #include <string>
 
 #include "core/log.h"
+#include "loop/http_redirect.h"
 
 namespace troupe::loop_detail {
 namespace {
@@ -74,6 +78,30 @@ bool fail(troupe_status_t code, std::string text, troupe_status_t* status, std::
   return false;
 }
 
+// CURLOPT_OPENSOCKETFUNCTION: curl has resolved the host and is about to open a socket to one
+// of its addresses. A denied address gets no socket, so no packet ever leaves for it.
+curl_socket_t open_checked_socket(void* user, curlsocktype, curl_sockaddr* address) {
+  auto* t = static_cast<HttpTransfer*>(user);
+  if (t->terminal || !t->refusal.empty()) return CURL_SOCKET_BAD;
+  std::string refusal = t->policy->check_address(&address->addr, t->host_allowed);
+  if (!refusal.empty()) {
+    t->refusal = std::move(refusal);
+    return CURL_SOCKET_BAD;
+  }
+  return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
+// CURLOPT_PREREQFUNCTION: a connection is ready (new or reused from the pool, which the
+// function above never saw) and the request is about to be sent on it.
+int check_connection(void* user, char* primary_ip, char*, int primary_port, int) {
+  auto* t = static_cast<HttpTransfer*>(user);
+  if (!t->refusal.empty()) return CURL_PREREQFUNC_ABORT;
+  std::string refusal = t->policy->check_address_text(primary_ip, primary_port, t->host_allowed);
+  if (refusal.empty()) return CURL_PREREQFUNC_OK;
+  t->refusal = std::move(refusal);
+  return CURL_PREREQFUNC_ABORT;
+}
+
 }  // namespace
 
 bool HeaderParser::feed(std::string_view line) {
@@ -130,6 +158,15 @@ bool configure_transfer(HttpTransfer& t, HttpRequest& request, troupe_status_t* 
   if (request.url.empty()) return fail(TROUPE_INVALID_ARGUMENT, "empty URL", status, message);
   if (!is_safe_value(request.url))
     return fail(TROUPE_INVALID_ARGUMENT, "URL contains a line break or NUL", status, message);
+  if (request.policy) {
+    auto origin = url_origin(request.url);
+    if (!origin) return fail(TROUPE_INVALID_ARGUMENT, "the URL cannot be parsed", status, message);
+    NameVerdict verdict = request.policy->check_name(origin->host, origin->port);
+    if (!verdict.refusal.empty())
+      return fail(TROUPE_INVALID_ARGUMENT, verdict.refusal, status, message);
+    t.policy = request.policy;
+    t.host_allowed = verdict.host_allowed;
+  }
 
   bool has_expect = false;
   for (const auto& [name, value] : request.headers) {
@@ -182,6 +219,12 @@ bool configure_transfer(HttpTransfer& t, HttpRequest& request, troupe_status_t* 
   // Redirects are not followed: custom headers such as x-api-key would go along to the new
   // host. A 3xx is delivered like any other complete response.
   set(curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L));
+  if (t.policy) {
+    set(curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &open_checked_socket));
+    set(curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &t));
+    set(curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &check_connection));
+    set(curl_easy_setopt(e, CURLOPT_PREREQDATA, &t));
+  }
 
   if (method == "GET" && t.body.empty()) {
     set(curl_easy_setopt(e, CURLOPT_HTTPGET, 1L));
@@ -201,7 +244,12 @@ bool configure_transfer(HttpTransfer& t, HttpRequest& request, troupe_status_t* 
   return true;
 }
 
-troupe_status_t map_curl_result(CURLcode code, const char* error_buffer, std::string* message) {
+troupe_status_t map_curl_result(const HttpTransfer& t, CURLcode code, std::string* message) {
+  if (!t.refusal.empty()) {
+    *message = t.refusal;
+    return TROUPE_INVALID_ARGUMENT;
+  }
+  const char* error_buffer = t.error_buffer;
   if (code == CURLE_OK) {
     message->clear();
     return TROUPE_OK;

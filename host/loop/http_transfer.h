@@ -52,6 +52,10 @@ struct HttpTransfer {
   HttpHandlers handlers;
   HeaderParser parser;
 
+  std::shared_ptr<const HttpPolicy> policy;  // null: no destination policy
+  bool host_allowed = false;                 // the URL's host matched an http.allow entry
+  std::string refusal;  // set when the policy refused a connection: the transfer's error
+
   uint32_t idle_timeout_ms = 0;
   uint64_t last_activity_ns = 0;  // start, then every received header line or body chunk
 
@@ -70,7 +74,8 @@ bool configure_transfer(HttpTransfer& transfer, HttpRequest& request, troupe_sta
                         std::string* message);
 
 // Maps a finished transfer's curl result to a troupe status and a human message built from
-// curl's error text (never from request headers). The message is empty for CURLE_OK.
-troupe_status_t map_curl_result(CURLcode code, const char* error_buffer, std::string* message);
+// curl's error text (never from request headers); a policy refusal is TROUPE_INVALID_ARGUMENT
+// with the refusal's text. The message is empty for CURLE_OK.
+troupe_status_t map_curl_result(const HttpTransfer& transfer, CURLcode code, std::string* message);
 
 }  // namespace troupe::loop_detail

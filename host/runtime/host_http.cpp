@@ -2,12 +2,17 @@
 //
 // The transfer runs on the host's event loop like a provider's, so a waiting request suspends
 // only its branch. http and https only (the loop refuses other schemes); redirects are followed
-// here, a bounded number of times, so every hop is visible in the step. Header values are never
-// journaled (they may carry tokens); the step keeps the method, the URL, the status and sizes.
+// here, a bounded number of times, so every hop is visible in the step. Every hop carries the
+// destination policy (config `http:`, loop/http_policy.h), which the loop checks on the host
+// name and on each address connected to; a hop to another origin drops the headers that may
+// hold credentials, and a hop from https to http is refused (loop/http_redirect.h). A refusal
+// fails the step like a transport error. Header values are never journaled (they may carry
+// tokens); the step keeps the method, the URL, the status and sizes.
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
 #include "loop/event_loop.h"
+#include "loop/http_redirect.h"
 #include "runtime/host_call_util.h"
 #include "runtime/json_lua.h"
 #include "runtime/runtime_internal.h"
@@ -144,8 +149,9 @@ void start_transfer(Core* core, const std::shared_ptr<HttpExchange>& ex,
           return;
         }
         ++ex->redirects;
-        ex->hops.push_back(ex->options.request.url);
-        ex->options.request.url = resolve_location(ex->options.request.url, *location);
+        std::string from = ex->options.request.url;
+        ex->hops.push_back(from);
+        ex->options.request.url = resolve_location(from, *location);
         if (ex->status == 303 ||
             ((ex->status == 301 || ex->status == 302) && ex->options.request.method == "POST")) {
           ex->options.request.method = "GET";  // what browsers and curl do
@@ -154,6 +160,12 @@ void start_transfer(Core* core, const std::shared_ptr<HttpExchange>& ex,
         if (ex->options.request.url.rfind("http://", 0) != 0 &&
             ex->options.request.url.rfind("https://", 0) != 0) {
           done(TROUPE_INVALID_ARGUMENT, "redirected to a URL that is not http(s)");
+          return;
+        }
+        std::string refusal =
+            prepare_redirect(from, ex->options.request.url, ex->options.request.headers);
+        if (!refusal.empty()) {
+          done(TROUPE_INVALID_ARGUMENT, refusal);
           return;
         }
         start_transfer(core, ex, current, done);
@@ -175,6 +187,7 @@ int host_http(lua_State* L) {
   auto ex = std::make_shared<HttpExchange>();
   std::string error;
   if (!read_options(L, 1, &ex->options, &error)) return user_error(L, error);
+  ex->options.request.policy = core->options.http_policy;
 
   Run& run = *t->run;
   std::string key = t->key(++t->ordinal);

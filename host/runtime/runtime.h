@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 
+#include "loop/http_policy.h"
+
 namespace troupe {
 
 class EventLoop;
@@ -51,6 +53,8 @@ enum class Durability {
 struct RuntimeOptions {
   RuntimeLimits limits;
   Durability durability = Durability::sync;
+  // Where troupe.http may connect (config `http:`; the built-in deny list always applies).
+  std::shared_ptr<const HttpPolicy> http_policy = std::make_shared<const HttpPolicy>();
 };
 
 // What a run is asked to do. Either source_path or source (with chunk_name) is set.

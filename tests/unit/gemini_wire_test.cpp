@@ -9,6 +9,7 @@
 
 #include "common/event_sink.h"
 #include "common/sse_parser.h"
+#include "common/url_encode.h"
 #include "gemini_wire.h"
 
 namespace {
@@ -209,6 +210,25 @@ TEST(GeminiWire, EndpointPutsModelAndMethodInThePath) {
             "https://g.example/v1beta/models/gemini-2.5-flash:generateContent");
   EXPECT_EQ(gemini::endpoint_url("https://g.example", "v1", "gemini-2.5-flash", true),
             "https://g.example/v1/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+}
+
+TEST(GeminiWire, AHostileModelNameStaysInsideItsPathSegment) {
+  EXPECT_EQ(gemini::endpoint_url("https://g.example", "v1beta", "../../x?y#z", false),
+            "https://g.example/v1beta/models/..%2F..%2Fx%3Fy%23z:generateContent");
+  EXPECT_EQ(gemini::endpoint_url("https://g.example", "v1beta", "models/a b/c%d", true),
+            "https://g.example/v1beta/models/a%20b%2Fc%25d:streamGenerateContent?alt=sse");
+  EXPECT_EQ(gemini::endpoint_url("https://g.example", "v1beta", "..", false),
+            "https://g.example/v1beta/models/%2E%2E:generateContent");
+}
+
+TEST(ProviderKit, PercentEncodeKeepsOnlyUnreservedCharacters) {
+  EXPECT_EQ(troupe::kit::percent_encode("gemini-2.5-flash_x~y"), "gemini-2.5-flash_x~y");
+  EXPECT_EQ(troupe::kit::percent_encode("a/b?c#d&e=f g%h:i@j"),
+            "a%2Fb%3Fc%23d%26e%3Df%20g%25h%3Ai%40j");
+  EXPECT_EQ(troupe::kit::percent_encode(std::string("\r\n\0\xff", 4)), "%0D%0A%00%FF");
+  EXPECT_EQ(troupe::kit::percent_encode("."), "%2E");
+  EXPECT_EQ(troupe::kit::percent_encode("..."), "...");  // not a dot segment
+  EXPECT_EQ(troupe::kit::percent_encode(""), "");
 }
 
 // -- responses --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 #include "common/http_error.h"
 #include "common/json_access.h"
+#include "common/url_encode.h"
 
 namespace troupe::gemini {
 namespace {
@@ -158,8 +159,9 @@ std::string model_id(std::string_view model) {
 
 std::string endpoint_url(std::string_view base_url, std::string_view api_version,
                          std::string_view model, bool stream) {
-  std::string url = std::string(base_url) + "/" + std::string(api_version) + "/models/" +
-                    model_id(model) +
+  // The model comes from the workflow: encoded, it cannot leave its path segment.
+  std::string url = std::string(base_url) + "/" + kit::percent_encode(api_version) + "/models/" +
+                    kit::percent_encode(model_id(model)) +
                     (stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
   return url;
 }

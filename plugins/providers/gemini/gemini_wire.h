@@ -46,7 +46,8 @@ struct RequestOptions {
 std::string model_id(std::string_view model);
 
 // The endpoint: {base_url}/{api_version}/models/{model}:generateContent, or
-// :streamGenerateContent?alt=sse when streaming.
+// :streamGenerateContent?alt=sse when streaming. The version and the model are percent-encoded
+// (kit::percent_encode): a model name cannot change the path or add a query.
 std::string endpoint_url(std::string_view base_url, std::string_view api_version,
                          std::string_view model, bool stream);
 
