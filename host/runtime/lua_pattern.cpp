@@ -106,22 +106,9 @@ bool in_set(int c, const char* open, const char* close) {
 
 // True when the pattern has a character that makes it more than a plain string.
 bool has_specials(const char* p, size_t len) {
+  static constexpr char kSpecials[] = "^$*+?.([%-";
   for (size_t i = 0; i < len; ++i) {
-    switch (p[i]) {
-      case '^':
-      case '$':
-      case '*':
-      case '+':
-      case '?':
-      case '.':
-      case '(':
-      case '[':
-      case '%':
-      case '-':
-        return true;
-      default:
-        break;
-    }
+    if (std::memchr(kSpecials, p[i], sizeof kSpecials - 1) != nullptr) return true;
   }
   return false;
 }
