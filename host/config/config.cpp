@@ -170,7 +170,8 @@ Config from_json(const json& doc, const std::string& file) {
   if (doc.contains("limits")) {
     const json& l = r.object(doc["limits"], "limits");
     r.check_keys(l, "limits",
-                 {"max_instructions", "max_memory_mb", "call_timeout_s", "slice_instructions"});
+                 {"max_instructions", "max_memory_mb", "call_timeout_s", "slice_instructions",
+                  "max_unyielding_instructions", "max_steps", "max_events", "max_stored_mb"});
     auto& lim = c.runtime.limits;
     if (l.contains("max_instructions"))
       lim.max_instructions = r.positive(l["max_instructions"], "limits.max_instructions");
@@ -181,6 +182,13 @@ Config from_json(const json& doc, const std::string& file) {
           static_cast<uint32_t>(r.positive(l["call_timeout_s"], "limits.call_timeout_s") * 1000);
     if (l.contains("slice_instructions"))
       lim.slice_instructions = r.positive(l["slice_instructions"], "limits.slice_instructions");
+    if (l.contains("max_unyielding_instructions"))
+      lim.max_unyielding_instructions =
+          r.positive(l["max_unyielding_instructions"], "limits.max_unyielding_instructions");
+    if (l.contains("max_steps")) lim.max_steps = r.positive(l["max_steps"], "limits.max_steps");
+    if (l.contains("max_events")) lim.max_events = r.positive(l["max_events"], "limits.max_events");
+    if (l.contains("max_stored_mb"))
+      lim.max_stored_bytes = r.positive(l["max_stored_mb"], "limits.max_stored_mb") << 20;
   }
   if (doc.contains("providers")) {
     const json& ps = r.object(doc["providers"], "providers");
