@@ -2,13 +2,15 @@
 // charged to the calling run.
 //
 // The instruction budget counts Lua instructions; these functions loop in C. Each is replaced
-// (in the real library table, so method calls on strings get them too) by a wrapper that
-// charges its work to the run (Core::charge_instructions, which raises once the run is
-// stopped) and then calls the original. See docs/decisions/0008-sandbox-containment.md.
+// (in the real library table, so method calls on strings get them too) by one that charges
+// its work to the run (Core::charge_instructions, which raises once the run is stopped):
+// table.sort and string.rep are wrapped; find, match, gmatch and gsub are re-implemented with
+// a step meter (lua_pattern.cpp, decision 0014). See docs/decisions/0008-sandbox-containment.md.
 #include <bit>
 #include <cstdint>
 #include <string>
 
+#include "runtime/lua_pattern.h"
 #include "runtime/runtime_internal.h"
 
 namespace troupe::rt {
@@ -66,6 +68,12 @@ int metered_rep(lua_State* L) {
   return call_original(L);
 }
 
+// The pattern functions (lua_pattern.cpp) count their matching steps: one step, one
+// instruction.
+void charge_pattern_steps(lua_State* L, uint64_t steps) {
+  core_of_state(L)->charge_instructions(L, steps);
+}
+
 void wrap(lua_State* L, const char* library, const char* name, lua_CFunction metered) {
   lua_getglobal(L, library);
   lua_getfield(L, -1, name);
@@ -79,6 +87,9 @@ void wrap(lua_State* L, const char* library, const char* name, lua_CFunction met
 void install_meters(lua_State* L) {
   wrap(L, "table", "sort", metered_sort);
   wrap(L, "string", "rep", metered_rep);
+  lua_getglobal(L, "string");
+  lua::install_metered_patterns(L, lua_gettop(L), &charge_pattern_steps);
+  lua_pop(L, 1);
 }
 
 }  // namespace troupe::rt

@@ -226,6 +226,46 @@ TEST_F(RuntimeAttack, StringRepBeyondTheMemoryLimitStopsTheRunBeforeAllocating) 
       << out.error;
 }
 
+TEST_F(RuntimeAttack, CatastrophicPatternIsStoppedByTheInstructionBudget) {
+  RuntimeLimits limits;
+  limits.max_instructions = 50'000'000;
+  limits.max_unyielding_instructions = limits.max_instructions;
+  host(limits);
+  // Quintic backtracking in C: without the meter, minutes of unhooked CPU.
+  RunOutcome out = run(R"(return (("a"):rep(30000)):find(".-.-.-.-.-b"))");
+  EXPECT_EQ(out.status, "failed");
+  EXPECT_NE(out.error.find("instruction limit exceeded"), std::string::npos) << out.error;
+  expect_host_healthy();
+}
+
+TEST_F(RuntimeAttack, CancelStopsACatastrophicPatternFromAnotherThread) {
+  RuntimeLimits limits;
+  limits.max_instructions = 1'000'000'000'000ull;
+  limits.max_unyielding_instructions = limits.max_instructions;
+  Host& h = host(limits);
+  std::atomic<bool> started{false};
+  std::mutex mu;
+  std::string run_id;
+  std::thread canceller([&] {
+    while (!started.load())
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::lock_guard lock(mu);
+    h.runtime().cancel(run_id, "cancelled by the test");
+  });
+  RunOutcome out = h.run_to_completion(
+      spec(R"(return (("a"):rep(30000)):gsub(".-.-.-.-.-b", "x"))"), [&](const RunEvent& ev) {
+        if (ev.type == "run.started") {
+          std::lock_guard lock(mu);
+          run_id = ev.run_id;
+          started = true;
+        }
+      });
+  canceller.join();
+  EXPECT_EQ(out.status, "cancelled") << out.error;
+  expect_host_healthy();
+}
+
 // A cancel from another thread stops a run that computes where it cannot be suspended (the
 // loop is busy with it, so nothing posted to the loop would run): the count hook sees it.
 TEST_F(RuntimeAttack, CancelFromAnotherThreadStopsAComputationThatCannotYield) {
