@@ -1,6 +1,7 @@
 // main.cpp: the troupe command line — parses arguments and dispatches to a subcommand.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <exception>
 
 #include "cli/commands.h"
 
@@ -48,11 +49,18 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kOk : kUsage;
   }
-  if (*run) return cmd_run(common, run_args);
-  if (*runs) return cmd_runs(common, list_args);
-  if (*show) return cmd_show(common, run_id);
-  if (*events) return cmd_events(common, run_id, follow);
-  if (*plugins) return cmd_plugins(common);
-  if (*version) return cmd_version(common);
+  // Each command reports the errors it expects (usage, configuration, input: kUsage); anything
+  // else that escapes is a bug, reported as one instead of an abort.
+  try {
+    if (*run) return cmd_run(common, run_args);
+    if (*runs) return cmd_runs(common, list_args);
+    if (*show) return cmd_show(common, run_id);
+    if (*events) return cmd_events(common, run_id, follow);
+    if (*plugins) return cmd_plugins(common);
+    if (*version) return cmd_version(common);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "troupe: internal error: %s\n", e.what());
+    return kInternal;
+  }
   return kUsage;
 }

@@ -4,6 +4,11 @@
 // ./troupe.yml, ./troupe.json; without any, defaults route every provider to the mock plugin
 // so workflows run offline. Relative paths inside a file are relative to that file.
 // Secrets are never in the file: it names the environment variables that hold them.
+//
+// Reading is strict (docs/decisions/0012-strict-config-and-input.md): a regular file of at
+// most 1 MiB; duplicate and unknown keys, values of the wrong type and numbers past a limit
+// are errors naming the file, line, column and key; YAML aliases are expanded with a budget
+// and may not refer to themselves.
 #pragma once
 
 #include <map>
@@ -15,7 +20,8 @@
 
 namespace troupe {
 
-// Says what is wrong and where: "<file>: providers.openai.plugin: expected a string".
+// Says what is wrong and where: "<file>:<line>:<col>: providers.openai.plugin: expected a
+// string".
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -41,7 +47,8 @@ struct Config {
 // The configuration with nothing configured: every provider name served by the mock plugin.
 Config default_config();
 
-// Parses a file (YAML or JSON by extension; YAML accepts JSON too). Throws ConfigError.
+// Parses a file (JSON when it ends in .json, else YAML, which accepts JSON too). An empty file
+// is an error (`{}` keeps every default). Throws ConfigError.
 Config load_config(const std::string& path);
 
 // Without a configuration file, real vendors are used for the keys the environment holds:
