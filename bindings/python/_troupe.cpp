@@ -401,9 +401,11 @@ class NativeHost {
     return st;
   }
 
+  // Runtime::cancel is thread-safe: a run computing on the loop thread sees it at its next
+  // count hook, where a closure posted to the busy loop would wait for it.
   void cancel(const std::string& run_id, const std::string& reason) {
     if (closed_) return;
-    host_->loop().post([this, run_id, reason] { host_->runtime().cancel(run_id, reason); });
+    host_->runtime().cancel(run_id, reason);
   }
 
   void flush() {

@@ -15,7 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr uint64_t kMaxMemoryMb = 1u << 20;  // 1 TiB
+constexpr uint64_t kMaxMegabytes = 1u << 20;  // 1 TiB
 constexpr uint64_t kMaxCallTimeoutS = UINT32_MAX / 1000;
 
 // The largest configuration file read: a troupe.yaml is a few KB.
@@ -158,27 +158,35 @@ Config from_document(const Document& parsed, const std::string& file) {
   if (doc.contains("limits")) {
     const json& l = r.object(doc["limits"], "limits");
     r.check_keys(l, "limits",
-                 {"max_instructions", "max_memory_mb", "call_timeout_s", "slice_instructions"});
+                 {"max_instructions", "max_memory_mb", "call_timeout_s", "slice_instructions",
+                  "max_unyielding_instructions", "max_steps", "max_events", "max_stored_mb"});
     auto& lim = c.runtime.limits;
-    constexpr uint64_t kInt64Max = INT64_MAX;
-    if (l.contains("max_instructions")) {
-      lim.max_instructions =
-          r.bounded(l["max_instructions"], "limits.max_instructions", kInt64Max, " (2^63-1)");
-    }
-    if (l.contains("max_memory_mb")) {
-      lim.max_memory_bytes = r.bounded(l["max_memory_mb"], "limits.max_memory_mb", kMaxMemoryMb,
-                                       " (1 TiB per run; is it in bytes instead of MB?)")
-                             << 20;
-    }
+    // Counts (instructions, steps, events) up to 2^63-1; sizes in MB up to 1 TiB (a bigger
+    // one is likely in bytes by mistake, and shifted into bytes it would wrap); the call
+    // timeout up to what 32-bit milliseconds hold. Nothing is wrapped or clamped silently.
+    auto count = [&](const char* key, uint64_t* out) {
+      if (l.contains(key))
+        *out = r.bounded(l[key], std::string("limits.") + key, INT64_MAX, " (2^63-1)");
+    };
+    auto megabytes = [&](const char* key, uint64_t* out) {
+      if (l.contains(key)) {
+        *out = r.bounded(l[key], std::string("limits.") + key, kMaxMegabytes,
+                         " (1 TiB per run; is it in bytes instead of MB?)")
+               << 20;
+      }
+    };
+    count("max_instructions", &lim.max_instructions);
+    count("slice_instructions", &lim.slice_instructions);
+    count("max_unyielding_instructions", &lim.max_unyielding_instructions);
+    count("max_steps", &lim.max_steps);
+    count("max_events", &lim.max_events);
+    megabytes("max_memory_mb", &lim.max_memory_bytes);
+    megabytes("max_stored_mb", &lim.max_stored_bytes);
     if (l.contains("call_timeout_s")) {
       lim.call_timeout_ms = static_cast<uint32_t>(
           r.bounded(l["call_timeout_s"], "limits.call_timeout_s", kMaxCallTimeoutS,
                     " (about 49 days: the timeout is kept as 32-bit milliseconds)") *
           1000);
-    }
-    if (l.contains("slice_instructions")) {
-      lim.slice_instructions =
-          r.bounded(l["slice_instructions"], "limits.slice_instructions", kInt64Max, " (2^63-1)");
     }
   }
   if (doc.contains("providers")) {

@@ -25,7 +25,7 @@ Core* core_of(lua_State* L) {
 }
 
 Task* task_of(lua_State* L) {
-  Task* t = task_slot(L);
+  Task* t = core_of(L)->task_of_thread(L);
   if (t == nullptr || t->finished)
     luaL_error(L, "troupe: this can only be used inside a running workflow");
   return t;
@@ -53,9 +53,24 @@ int user_error(lua_State* L, const std::string& msg) {
   return lua_error(L);
 }
 
+namespace {
+
+// The continuation of every primitive that waits: it runs inside the coroutine when the host
+// resumes it, and pushes what the host call returns (Task::pending). A raise while pushing
+// (the run's memory is exhausted) is an error of the run, caught by lua_resume.
+int deliver(lua_State* L, int, lua_KContext) {
+  Task* t = core_of_state(L)->task_of_thread(L);
+  if (t == nullptr || !t->pending) return 0;
+  Pusher push = std::move(t->pending);
+  t->pending = nullptr;
+  return push(L);
+}
+
+}  // namespace
+
 int yield_for_host(lua_State* L, Task* t) {
   t->host_yield = true;
-  return lua_yield(L, 0);
+  return lua_yieldk(L, 0, 0, &deliver);
 }
 
 void push_error_table(lua_State* co, const char* status, const std::string& message, bool retryable,
@@ -259,7 +274,7 @@ int host_parallel(lua_State* L) {
              nlohmann::json{{"kind", "parallel"}, {"branches", n}}.dump());
   t->join = std::move(join);
   for (auto& child : t->join->children)
-    core->schedule(child, [](lua_State*) { return 0; });
+    core->schedule(child, nullptr);  // each child calls its function (start_args 0)
   return yield_for_host(L, t);
 }
 
@@ -311,7 +326,7 @@ int host_log(lua_State* L) {
   std::string level = luaL_checkstring(L, 1);
   size_t len = 0;
   const char* msg = luaL_checklstring(L, 2, &len);
-  Task* t = task_slot(L);
+  Task* t = core->task_of_thread(L);
   if (t == nullptr) {
     log::info("lua", std::string(msg, len));
     return 0;
@@ -319,6 +334,8 @@ int host_log(lua_State* L) {
   core->emit(*t->run, "log", "",
              nlohmann::json{{"level", level}, {"message", std::string(msg, len)}}.dump(
                  -1, ' ', false, nlohmann::json::error_handler_t::replace));
+  const std::string& stopped = core->kill_reason(*t->run);  // a limit on events or bytes
+  if (!stopped.empty()) return luaL_error(L, "%s", stopped.c_str());
   return 0;
 }
 
@@ -337,6 +354,9 @@ int host_now(lua_State* L) {
     step.response_json = nlohmann::json{{"unix_ms", ms}}.dump();
     step.status = "succeeded";
     step.started_ms = step.finished_ms = ms;
+    if (!core->charge_store(run, true, step.step_key.size() + step.response_json.size() + 2)) {
+      return luaL_error(L, "%s", run.kill_reason.c_str());
+    }
     core->store->record_step(step);
   } else {
     ++t->ordinal;
@@ -401,7 +421,7 @@ int host_randomseed(lua_State* L) {
 // host.killed() -> the reason a limit stopped this run, or nil
 int host_killed(lua_State* L) {
   Core* core = core_of(L);
-  Task* t = task_slot(L);
+  Task* t = core->task_of_thread(L);
   if (t == nullptr) return 0;
   const std::string& reason = core->kill_reason(*t->run);
   if (reason.empty()) return 0;
@@ -411,13 +431,13 @@ int host_killed(lua_State* L) {
 
 // host.yielded() -> whether the coroutine just resumed yielded for the host (see _runtime.lua)
 int host_yielded(lua_State* L) {
-  Task* t = task_slot(L);
+  Task* t = core_of(L)->task_of_thread(L);
   lua_pushboolean(L, t != nullptr && t->host_yield);
   return 1;
 }
 
 int host_is_task_thread(lua_State* L) {
-  Task* t = task_slot(L);
+  Task* t = core_of(L)->task_of_thread(L);
   lua_pushboolean(L, t != nullptr && t->co == L);
   return 1;
 }
@@ -426,16 +446,25 @@ int host_is_task_thread(lua_State* L) {
 int host_co_create(lua_State* L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_State* co = lua_newthread(L);
-  task_slot(co) = task_slot(L);
+  thread_handle(co) = thread_handle(L);
   lua_pushvalue(L, 1);
   lua_xmove(L, co, 1);
   return 1;
 }
 
-// host.co_adopt(co): the task resuming a user coroutine owns the host calls made inside it.
+// host.co_adopt(co, what): the task about to resume or close a user coroutine owns what runs
+// inside it (host calls, instructions). A branch's own coroutine belongs to the host: no
+// workflow code may resume or close it.
 int host_co_adopt(lua_State* L) {
+  Core* core = core_of(L);
   luaL_checktype(L, 1, LUA_TTHREAD);
-  task_slot(lua_tothread(L, 1)) = task_slot(L);
+  lua_State* co = lua_tothread(L, 1);
+  Task* owner = core->task_of_thread(co);
+  if (co != L && (owner != nullptr && owner->co == co)) {
+    return luaL_error(L, "%s: this coroutine is a troupe branch; only the host resumes it",
+                      luaL_optstring(L, 2, "coroutine.resume"));
+  }
+  thread_handle(co) = thread_handle(L);
   return 0;
 }
 
@@ -447,7 +476,7 @@ int host_run_env(lua_State* L) {
 
 int host_memory_kb(lua_State* L) {
   Core* core = core_of(L);
-  Task* t = task_slot(L);
+  Task* t = core->task_of_thread(L);
   uint64_t used = t ? core->memory.used(t->run->mem_slot) : core->memory.total();
   lua_pushnumber(L, static_cast<lua_Number>(used) / 1024.0);
   return 1;

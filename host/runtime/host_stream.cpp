@@ -43,6 +43,7 @@ struct StreamState {
   std::string run_id;
   std::string key;
   std::deque<Delta> pending;
+  uint64_t pending_bytes = 0;  // charged to the run (Core::charge_host_bytes) while queued
   // Text not handed out yet (see ready_length); of kind held_type.
   std::string held;
   troupe_event_type_t held_type = TROUPE_EVENT_TEXT_DELTA;
@@ -54,6 +55,31 @@ struct StreamState {
   std::string error_text;      // the one-line error for Lua when !ok
   std::weak_ptr<Task> reader;  // the task suspended in stream_next, if any
 };
+
+// Queued deltas are host memory the run holds: charged to it while they wait for its reader,
+// so a run that never reads a long stream meets its memory limit.
+void charge_pending(StreamState& s, int64_t delta) {
+  s.pending_bytes += delta;
+  auto it = s.core->runs.find(s.run_id);
+  if (it != s.core->runs.end()) s.core->charge_host_bytes(*it->second, delta);
+}
+
+void queue(StreamState& s, Delta d) {
+  charge_pending(s, static_cast<int64_t>(d.text.size() + d.id.size() + d.name.size()));
+  s.pending.push_back(std::move(d));
+}
+
+Delta unqueue(StreamState& s) {
+  Delta d = std::move(s.pending.front());
+  s.pending.pop_front();
+  charge_pending(s, -static_cast<int64_t>(d.text.size() + d.id.size() + d.name.size()));
+  return d;
+}
+
+void drop_pending(StreamState& s) {
+  s.pending.clear();
+  charge_pending(s, -static_cast<int64_t>(s.pending_bytes));
+}
 
 // The full userdata: a shared_ptr, because the plugin's handlers may outlive the Lua value.
 struct StreamBox {
@@ -85,7 +111,7 @@ void emit_text(StreamState& s, troupe_event_type_t type, std::string text) {
                    false);
     }
   }
-  s.pending.push_back(std::move(d));
+  queue(s, std::move(d));
 }
 
 void flush_held(StreamState& s) {
@@ -106,8 +132,7 @@ void cancel_call(StreamState& s) {
 // or (false, error).
 int push_next(lua_State* co, StreamState& s) {
   if (!s.pending.empty()) {
-    Delta d = std::move(s.pending.front());
-    s.pending.pop_front();
+    Delta d = unqueue(s);
     lua_pushboolean(co, 1);
     lua_createtable(co, 0, 5);
     if (d.type == TROUPE_EVENT_TOOL_CALL_DELTA) {
@@ -175,7 +200,10 @@ StreamState& check_stream(lua_State* L, int idx) {
 
 int stream_gc(lua_State* L) {
   auto* box = static_cast<StreamBox*>(luaL_checkudata(L, 1, kStreamType));
-  if (box->state) cancel_call(*box->state);
+  if (box->state) {
+    cancel_call(*box->state);
+    drop_pending(*box->state);
+  }
   box->~StreamBox();
   return 0;
 }
@@ -184,7 +212,7 @@ int stream_gc(lua_State* L) {
 int stream_close(lua_State* L) {
   StreamState& s = check_stream(L, 1);
   s.ended = true;
-  s.pending.clear();
+  drop_pending(s);
   s.held.clear();
   cancel_call(s);
   return 0;
@@ -232,8 +260,7 @@ int host_stream(lua_State* L) {
     }
     if (ev.type == TROUPE_EVENT_TOOL_CALL_DELTA) {
       flush_held(*s);  // keeps the order of the events
-      s->pending.push_back(
-          Delta{ev.type, ev.index, log::redact(ev.text), ev.tool_id, ev.tool_name});
+      queue(*s, Delta{ev.type, ev.index, log::redact(ev.text), ev.tool_id, ev.tool_name});
       wake(s);
       return;
     }

@@ -245,9 +245,13 @@ bool encode(lua_State* L, int idx, nlohmann::json* out, std::string& path, std::
 void register_json_markers(lua_State* L) {
   lua_pushlightuserdata(L, nullptr);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &kNullKey);
+  // Shared by every run's arrays: hidden (__metatable), so no run can give another run's
+  // arrays an __index of its own.
   lua_newtable(L);
   lua_pushliteral(L, "array");
   lua_setfield(L, -2, "__name");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &kArrayMtKey);
 }
 

@@ -17,7 +17,7 @@ static_assert(kHeader == 16);
 }  // namespace
 
 MemoryAccounting::MemoryAccounting() {
-  slots_.push_back(Slot{0, 0, Slot::live, false});
+  slots_.push_back(Slot{0, 0, 0, Slot::live, false});
 }
 
 void* MemoryAccounting::alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
@@ -40,7 +40,7 @@ void* MemoryAccounting::allocate(void* ptr, size_t osize, size_t nsize) {
   size_t old_size = ptr ? osize : 0;  // for new blocks Lua passes the object type in osize
   uint32_t owner = old ? old->slot : current_;
   Slot& s = slots_[owner];
-  if (nsize > old_size && s.limit != 0 && s.used - old_size + nsize > s.limit) {
+  if (nsize > old_size && s.limit != 0 && s.used - old_size + nsize + s.reserved > s.limit) {
     // Refusing makes Lua raise a memory error in the run; the runtime then stops the run
     // (pcall cannot swallow it). Not every allocation path retries after a collection
     // (lauxlib's buffers do not), so the first refusal decides.
@@ -65,7 +65,7 @@ uint32_t MemoryAccounting::open_slot(uint64_t limit) {
     slot = static_cast<uint32_t>(slots_.size());
     slots_.emplace_back();
   }
-  slots_[slot] = Slot{0, limit, Slot::live, false};
+  slots_[slot] = Slot{0, limit, 0, Slot::live, false};
   return slot;
 }
 
@@ -82,6 +82,10 @@ void MemoryAccounting::maybe_recycle(uint32_t slot) {
     slots_[slot].state = Slot::free;
     free_.push_back(slot);
   }
+}
+
+void MemoryAccounting::set_reserved(uint32_t slot, uint64_t bytes) {
+  if (slot != kHostSlot && slot < slots_.size()) slots_[slot].reserved = bytes;
 }
 
 uint64_t MemoryAccounting::used(uint32_t slot) const {

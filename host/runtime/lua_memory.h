@@ -29,6 +29,9 @@ class MemoryAccounting {
   void set_current(uint32_t slot) { current_ = slot; }
   uint32_t current() const { return current_; }
 
+  // Bytes the run holds outside the Lua heap: its Lua allocations get that much less room.
+  void set_reserved(uint32_t slot, uint64_t bytes);
+
   uint64_t used(uint32_t slot) const;
   uint64_t total() const { return total_; }
   // True once an allocation charged to slot was refused for its limit: the run is stopped
@@ -39,6 +42,7 @@ class MemoryAccounting {
   struct Slot {
     uint64_t used = 0;
     uint64_t limit = 0;
+    uint64_t reserved = 0;
     enum State : uint8_t { live, draining, free } state = free;  // draining: run ended
     bool exhausted = false;
   };

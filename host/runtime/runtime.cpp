@@ -22,7 +22,24 @@ namespace rt {
 
 namespace {
 
-constexpr int kHookEvery = 10000;  // instructions between two count-hook calls
+constexpr int kHookEvery = 10000;         // instructions between two count-hook calls
+constexpr size_t kMaxErrorBytes = 16384;  // of an error message, before its traceback
+
+// The Lua allocator, with the Core as its ud: any coroutine finds its Core in O(1).
+void* core_alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
+  return lua::MemoryAccounting::alloc(&static_cast<Core*>(ud)->memory, ptr, osize, nsize);
+}
+
+// Error messages are workflow data: a 50 MB message must not travel through events and rows.
+std::string cap_message(std::string text) {
+  if (text.size() <= kMaxErrorBytes) return text;
+  size_t cut = kMaxErrorBytes;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
+    --cut;  // not inside a UTF-8 sequence
+  std::string more = "... (" + std::to_string(text.size() - cut) + " more bytes)";
+  text.resize(cut);
+  return text + more;
+}
 
 std::string make_run_id() {
   // 10 characters of time (ms, Crockford base32) then 6 random ones: ids sort by creation.
@@ -56,6 +73,38 @@ bool read_file(const std::string& path, std::string* out, std::string* error) {
 
 }  // namespace
 
+uint64_t TaskTable::add(Task* task) {
+  uint32_t index;
+  if (!free_.empty()) {
+    index = free_.back();
+    free_.pop_back();
+  } else {
+    index = static_cast<uint32_t>(entries_.size());
+    entries_.emplace_back();
+  }
+  Entry& e = entries_[index];
+  e.task = task;
+  // Handles are never 0 (no task): the generation counts from 1.
+  if (++e.generation == 0) e.generation = 1;
+  return (static_cast<uint64_t>(e.generation) << 32) | index;
+}
+
+void TaskTable::remove(uint64_t handle) {
+  uint32_t index = static_cast<uint32_t>(handle);
+  if (handle == 0 || index >= entries_.size()) return;
+  Entry& e = entries_[index];
+  if (e.task == nullptr || e.generation != static_cast<uint32_t>(handle >> 32)) return;
+  e.task = nullptr;
+  free_.push_back(index);
+}
+
+Task* TaskTable::find(uint64_t handle) const {
+  uint32_t index = static_cast<uint32_t>(handle);
+  if (handle == 0 || index >= entries_.size()) return nullptr;
+  const Entry& e = entries_[index];
+  return e.generation == static_cast<uint32_t>(handle >> 32) ? e.task : nullptr;
+}
+
 int64_t unix_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -63,10 +112,11 @@ int64_t unix_ms() {
 
 Core::Core(EventLoop& loop_, Store* store_, ProviderResolver& providers_, RuntimeOptions options_)
     : loop(loop_), store(store_), providers(providers_), options(options_) {
-  L = lua_newstate(&lua::MemoryAccounting::alloc, &memory);
+  L = lua_newstate(&core_alloc, this);
   if (L == nullptr) throw std::runtime_error("cannot create the Lua state");
   luaL_openlibs(L);
   lua::register_json_markers(L);
+  install_meters(L);
   const std::string* src = builtin_script("troupe._runtime");
   if (src == nullptr) throw std::runtime_error("the embedded troupe library is missing");
   if (luaL_loadbufferx(L, src->data(), src->size(), "=[troupe] _runtime", "t") != LUA_OK ||
@@ -103,9 +153,53 @@ std::shared_ptr<Task> Core::shared(Task* t) {
 
 void Core::emit(Run& run, const char* type, const std::string& step_key, std::string data_json,
                 bool persistent) {
+  // Once a limit stopped the run, what it still causes is not stored (run.finished is).
+  if (persistent && !charge_store(run, false, data_json.size() + step_key.size())) return;
   RunEvent ev{run.id, type, step_key, std::move(data_json), unix_ms()};
   if (persistent && store) store->append_event({0, run.id, ev.ts_ms, type, step_key, ev.data_json});
   if (listener) listener(ev);
+}
+
+bool Core::charge_store(Run& run, bool is_step, uint64_t bytes) {
+  if (run.done) return true;  // the run's own end, and steps settled after it, are recorded
+  if (!run.kill_reason.empty()) return false;
+  const RuntimeLimits& limits = options.limits;
+  run.stored_bytes += bytes;
+  if (is_step && ++run.recorded_steps > limits.max_steps) {
+    run.kill_reason = "step limit exceeded: the run recorded more than " +
+                      std::to_string(limits.max_steps) + " steps (limits.max_steps)";
+  } else if (!is_step && ++run.events > limits.max_events) {
+    run.kill_reason = "event limit exceeded: the run stored more than " +
+                      std::to_string(limits.max_events) + " events, logs included " +
+                      "(limits.max_events)";
+  } else if (run.stored_bytes > limits.max_stored_bytes) {
+    run.kill_reason = "store limit exceeded: the run stored more than " +
+                      std::to_string(limits.max_stored_bytes >> 20) +
+                      " MiB of steps and events (limits.max_stored_mb)";
+  } else {
+    return true;
+  }
+  stop_soon(run);
+  return false;
+}
+
+void Core::charge_host_bytes(Run& run, int64_t delta) {
+  run.host_bytes = delta < 0 && static_cast<uint64_t>(-delta) > run.host_bytes
+                       ? 0
+                       : run.host_bytes + static_cast<uint64_t>(delta);
+  memory.set_reserved(run.mem_slot, run.host_bytes);
+  if (delta > 0 && !run.done && run.kill_reason.empty() && !kill_reason(run).empty()) {
+    stop_soon(run);
+  }
+}
+
+void Core::stop_soon(Run& run) {
+  std::weak_ptr<bool> token = alive;
+  loop.post([this, token, id = run.id] {
+    if (token.expired()) return;
+    auto it = runs.find(id);
+    if (it != runs.end()) finish_run(*it->second, "failed", "", it->second->kill_reason);
+  });
 }
 
 std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome&)> on_done) {
@@ -138,6 +232,34 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
   run->mem_slot = memory.open_slot(options.limits.max_memory_bytes);
   std::string error;
   int chunk = load_chunk(spec, &error);
+  if (chunk != LUA_NOREF && spec.source_path.empty()) run->chunk_ref = chunk;  // not cached
+  bool input_ok = true;
+  if (chunk != LUA_NOREF) {
+    // runner(chunk, env, input) on the root coroutine's stack; the input (workflow data, as
+    // large as the caller likes) is charged to the run and may exhaust its memory.
+    std::string failure = protect(run.get(), [&](lua_State* s) {
+      auto root = new_task(*run, nullptr, 0, "", s);
+      run->root = root;
+      lua_rawgeti(root->co, LUA_REGISTRYINDEX, runner_ref_);
+      lua_rawgeti(root->co, LUA_REGISTRYINDEX, chunk);
+      lua_rawgeti(s, LUA_REGISTRYINDEX, new_env_ref_);
+      lua_call(s, 0, 1);
+      lua_pushvalue(s, -1);
+      run->env_ref = luaL_ref(s, LUA_REGISTRYINDEX);
+      lua_xmove(s, root->co, 1);
+      input_ok = lua::push_json(s, run->input_json, &error);
+      if (input_ok) lua_xmove(s, root->co, 1);
+      root->start_args = 3;
+    });
+    if (!failure.empty()) {
+      error = "the input does not fit in the run: " +
+              (kill_reason(*run).empty() ? failure : run->kill_reason);
+      chunk = LUA_NOREF;
+    } else if (!input_ok) {
+      error = "the input is not valid JSON: " + error;
+      chunk = LUA_NOREF;
+    }
+  }
   if (chunk == LUA_NOREF) {
     std::weak_ptr<bool> token = alive;
     std::weak_ptr<Run> weak = run;
@@ -147,31 +269,7 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
     });
     return run->id;
   }
-  if (spec.source_path.empty()) run->chunk_ref = chunk;  // string sources are not cached
-
-  memory.set_current(run->mem_slot);
-  auto root = new_task(*run, nullptr, 0, "", L);
-  lua_State* co = root->co;
-  lua_rawgeti(co, LUA_REGISTRYINDEX, runner_ref_);
-  lua_rawgeti(co, LUA_REGISTRYINDEX, chunk);
-  lua_rawgeti(co, LUA_REGISTRYINDEX, new_env_ref_);
-  lua_call(co, 0, 1);  // new_env() cannot fail short of memory, and the host slot is unlimited
-  lua_pushvalue(co, -1);
-  run->env_ref = luaL_ref(co, LUA_REGISTRYINDEX);
-  bool input_ok = lua::push_json(co, run->input_json, &error);
-  memory.set_current(lua::MemoryAccounting::kHostSlot);
-  run->root = root;
-  if (!input_ok) {
-    std::weak_ptr<bool> token = alive;
-    std::weak_ptr<Run> weak = run;
-    loop.post([this, token, weak, error] {
-      if (token.expired()) return;
-      if (auto r = weak.lock())
-        finish_run(*r, "failed", "", "the input is not valid JSON: " + error);
-    });
-    return run->id;
-  }
-  schedule(root, [](lua_State*) { return 3; });  // runner(chunk, env, input) is on the stack
+  schedule(run->root, nullptr);
   return run->id;
 }
 
@@ -234,31 +332,51 @@ std::shared_ptr<Task> Core::new_task(Run& run, Task* parent, int branch, const s
   t->path = path;
   uint32_t previous = memory.current();
   memory.set_current(run.mem_slot);
-  t->co = lua_newthread(on);
+  lua_State* co = lua_newthread(on);  // these two may raise: nothing is registered yet
   t->thread_ref = luaL_ref(on, LUA_REGISTRYINDEX);
   memory.set_current(previous);
-  task_slot(t->co) = t.get();
-  lua_sethook(t->co, &Core::count_hook, LUA_MASKCOUNT, kHookEvery);
+  t->co = co;
+  t->handle = tasks_.add(t.get());
+  thread_handle(co) = t->handle;
+  lua_sethook(co, &Core::count_hook, LUA_MASKCOUNT, kHookEvery);
   return t;
 }
 
-void Core::count_hook(lua_State* co, lua_Debug*) {
-  Task* t = task_slot(co);
-  if (t == nullptr) return;
-  Run& run = *t->run;
-  const RuntimeLimits& limits = run.core->options.limits;
-  run.instructions += kHookEvery;
-  run.slice += kHookEvery;
-  if (run.kill_reason.empty() && run.instructions > limits.max_instructions) {
-    run.kill_reason = "instruction limit exceeded: the run executed more than " +
-                      std::to_string(limits.max_instructions) +
-                      " Lua instructions (limits.max_instructions)";
-  }
-  if (!run.kill_reason.empty()) {
-    luaL_error(co, "%s", run.kill_reason.c_str());
+void Core::charge_instructions(lua_State* co, uint64_t units) {
+  Task* t = task_of_thread(co);
+  if (t == nullptr) {
+    // A coroutine kept past the end of its branch runs only once adopted by a live task
+    // (_runtime.lua); anything else is refused rather than charged to nobody.
+    if (thread_handle(co) != 0) luaL_error(co, "troupe: this coroutine's branch has ended");
     return;
   }
-  if (run.slice >= limits.slice_instructions && lua_isyieldable(co)) {
+  Run& run = *t->run;
+  const RuntimeLimits& limits = options.limits;
+  run.instructions += units;
+  run.slice += units;
+  run.unyielding = lua_isyieldable(co) ? 0 : run.unyielding + units;
+  if (kill_reason(run).empty()) {
+    if (run.instructions > limits.max_instructions) {
+      run.kill_reason = "instruction limit exceeded: the run executed more than " +
+                        std::to_string(limits.max_instructions) +
+                        " Lua instructions (limits.max_instructions)";
+    } else if (run.unyielding > limits.max_unyielding_instructions) {
+      run.kill_reason =
+          "the run computed more than " + std::to_string(limits.max_unyielding_instructions) +
+          " instructions where it cannot be suspended (a table.sort comparator, a string.gsub "
+          "callback, __tostring, __close, ...), keeping every other run waiting "
+          "(limits.max_unyielding_instructions)";
+    }
+  }
+  if (!run.kill_reason.empty()) luaL_error(co, "%s", run.kill_reason.c_str());
+}
+
+void Core::count_hook(lua_State* co, lua_Debug*) {
+  Core* core = core_of_state(co);
+  core->charge_instructions(co, kHookEvery);  // raises once the run is stopped
+  Task* t = core->task_of_thread(co);
+  if (t != nullptr && t->run->slice >= core->options.limits.slice_instructions &&
+      lua_isyieldable(co)) {
     // Let other runs and the loop's I/O go first; the scheduler resumes us right after.
     t->host_yield = t->preempted = true;
     lua_yield(co, 0);
@@ -284,18 +402,27 @@ void Core::drive() {
   }
 }
 
-void Core::resume(const std::shared_ptr<Task>& task, const Pusher& push) {
+void Core::resume(const std::shared_ptr<Task>& task, Pusher push) {
   Run& run = *task->run;
   if (task->finished || run.done) return;
   std::shared_ptr<Run> keep = runs.at(run.id);  // finish_run may drop the run from the table
-  memory.set_current(run.mem_slot);
-  int nargs = push ? push(task->co) : 0;
+  int nargs = 0;
+  if (task->start_args >= 0) {
+    nargs = task->start_args;  // the task's function and arguments are on its stack
+    task->start_args = -1;
+  } else {
+    // Pushed by the primitive's continuation, inside the coroutine: whatever the values cost
+    // (a large answer can exhaust the run's memory) raises in the run, not in the host.
+    task->pending = std::move(push);
+  }
   task->host_yield = task->preempted = false;
   task->cancel_op = nullptr;
   run.slice = 0;
   int nresults = 0;
+  memory.set_current(run.mem_slot);
   int status = lua_resume(task->co, L, nargs, &nresults);
   memory.set_current(lua::MemoryAccounting::kHostSlot);
+  task->pending = nullptr;
   if (status == LUA_YIELD) {
     lua_pop(task->co, nresults);
     if (task->preempted) {
@@ -309,56 +436,114 @@ void Core::resume(const std::shared_ptr<Task>& task, const Pusher& push) {
     task_done(task, nresults);
     return;
   }
-  std::string message = error_text(*task, status);
   int error_ref = LUA_NOREF;
-  if (task->parent && run.kill_reason.empty() && lua_type(task->co, -1) == LUA_TTABLE) {
-    // A troupe error table (status, retryable, ...) travels to the join intact.
-    lua_pushvalue(task->co, -1);
-    error_ref = luaL_ref(task->co, LUA_REGISTRYINDEX);
-  }
+  std::string message = error_text(*task, status, &error_ref);
   task_failed(task, message, error_ref);
 }
 
 const std::string& Core::kill_reason(Run& run) {
-  if (run.kill_reason.empty() && memory.exhausted(run.mem_slot)) {
+  if (!run.kill_reason.empty()) return run.kill_reason;
+  const RuntimeLimits& limits = options.limits;
+  if (memory.exhausted(run.mem_slot) ||
+      memory.used(run.mem_slot) + run.host_bytes > limits.max_memory_bytes) {
     run.kill_reason = "memory limit exceeded: the run used more than " +
-                      std::to_string(options.limits.max_memory_bytes >> 20) +
-                      " MiB of Lua memory (limits.max_memory_mb)";
+                      std::to_string(limits.max_memory_bytes >> 20) +
+                      " MiB (Lua memory and the host buffers it holds; limits.max_memory_mb)";
+  } else if (cancel_pending_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(cancel_mutex_);
+    for (const auto& [id, reason] : cancel_requests_) {
+      if (id == run.id) {
+        run.cancelled = true;
+        run.kill_reason = reason;
+        break;
+      }
+    }
   }
   return run.kill_reason;
 }
 
-std::string Core::error_text(Task& task, int status) {
+std::string Core::protect(Run* run, const std::function<void(lua_State*)>& fn) {
+  uint32_t previous = memory.current();
+  memory.set_current(run ? run->mem_slot : lua::MemoryAccounting::kHostSlot);
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, [](lua_State* s) -> int {
+    (*static_cast<const std::function<void(lua_State*)>*>(lua_touserdata(s, 1)))(s);
+    return 0;
+  });
+  lua_pushlightuserdata(L, const_cast<std::function<void(lua_State*)>*>(&fn));
+  int status = lua_pcall(L, 1, 0, 0);
+  std::string error;
+  if (status != LUA_OK) {
+    error = status == LUA_ERRMEM             ? "not enough memory"
+            : lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                             : "error";
+  }
+  lua_settop(L, top);
+  memory.set_current(previous);
+  return error;
+}
+
+std::string Core::error_text(Task& task, int status, int* error_ref) {
   Run& run = *task.run;
   kill_reason(run);
-  std::string message;
-  lua_State* co = task.co;
-  if (!run.kill_reason.empty()) {
-    message = run.kill_reason;
-  } else if (status == LUA_ERRMEM) {
-    message = "out of memory";
-  } else if (lua_type(co, -1) == LUA_TSTRING) {
-    message = lua_tostring(co, -1);
-  } else if (lua_type(co, -1) == LUA_TTABLE &&
-             lua_getfield(co, -1, "text") == LUA_TSTRING) {  // troupe errors
-    message = lua_tostring(co, -1);
-    lua_pop(co, 1);
-  } else {
-    message = std::string("(error object is a ") + luaL_typename(co, -1) + " value)";
+  if (run.cancelled) return run.kill_reason;
+  // Only raw reads of the error value, on the main thread, never a metamethod: a workflow's
+  // __index or __tostring must not run (unhooked) inside the host.
+  std::string text;
+  std::string failure = protect(nullptr, [&](lua_State* s) {
+    lua_xmove(task.co, s, 1);
+    std::string message;
+    int type = lua_type(s, -1);
+    if (!run.kill_reason.empty()) {
+      message = run.kill_reason;
+    } else if (status == LUA_ERRMEM) {
+      message = "out of memory";
+    } else if (type == LUA_TSTRING || type == LUA_TNUMBER) {
+      size_t len = 0;
+      const char* p = lua_tolstring(s, -1, &len);
+      message.assign(p, len);
+    } else if (type == LUA_TTABLE) {
+      lua_pushliteral(s, "text");  // troupe errors
+      if (lua_rawget(s, -2) == LUA_TSTRING) message = lua_tostring(s, -1);
+      lua_pop(s, 1);
+      if (message.empty()) message = "(error object is a table value)";
+      if (task.parent != nullptr) {
+        // A troupe error table (status, retryable, ...) travels to the join intact.
+        lua_pushvalue(s, -1);
+        *error_ref = luaL_ref(s, LUA_REGISTRYINDEX);
+      }
+    } else {
+      message = std::string("(error object is a ") + lua_typename(s, type) + " value)";
+    }
+    message = cap_message(log::redact(message));
+    // The coroutine's frames are still intact after the error: its traceback shows where.
+    luaL_traceback(s, task.co, message.c_str(), 0);
+    text = lua_tostring(s, -1);
+  });
+  if (!failure.empty() && text.empty()) {
+    text = run.kill_reason.empty() ? "the run failed (its error could not be read: " + failure + ")"
+                                   : run.kill_reason;
   }
-  // The coroutine's stack is still intact after the error: its traceback shows where.
-  luaL_traceback(L, co, message.c_str(), 0);
-  std::string text = lua_tostring(L, -1);
-  lua_pop(L, 1);
   return text;
 }
 
 void Core::task_done(const std::shared_ptr<Task>& task, int nresults) {
   Run& run = *task->run;
   lua_State* co = task->co;
+  if (nresults > 0) lua_settop(co, lua_gettop(co) - nresults + 1);  // the first result on top
   if (task->parent == nullptr) {
     std::string out = "null", error;
-    bool ok = nresults == 0 || lua::to_json(co, -nresults, &out, &error, "output");
+    bool ok = true;
+    if (nresults > 0) {
+      std::string failure = protect(&run, [&](lua_State* s) {
+        lua_xmove(co, s, 1);
+        ok = lua::to_json(s, -1, &out, &error, "output");
+      });
+      if (!failure.empty()) {
+        ok = false;
+        error = kill_reason(run).empty() ? failure : run.kill_reason;
+      }
+    }
     lua_settop(co, 0);
     task->finished = true;
     if (ok) {
@@ -370,19 +555,23 @@ void Core::task_done(const std::shared_ptr<Task>& task, int nresults) {
   }
   Task& parent = *task->parent;
   Join& join = *parent.join;
-  memory.set_current(run.mem_slot);
-  lua_rawgeti(co, LUA_REGISTRYINDEX, join.results_ref);
-  if (nresults > 0) {
-    lua_pushvalue(co, -nresults - 1);
-  } else {
-    lua_pushnil(co);
-  }
-  lua_rawseti(co, -2, task->branch);
+  std::string failure = protect(&run, [&](lua_State* s) {
+    lua_rawgeti(s, LUA_REGISTRYINDEX, join.results_ref);
+    if (nresults > 0) {
+      lua_xmove(co, s, 1);
+    } else {
+      lua_pushnil(s);
+    }
+    lua_rawseti(s, -2, task->branch);
+    if (join.is_map && join.started < join.total) start_map_branch(parent, s);
+  });
   lua_settop(co, 0);
-  memory.set_current(lua::MemoryAccounting::kHostSlot);
+  if (!failure.empty()) {
+    task_failed(task, kill_reason(run).empty() ? failure : run.kill_reason);
+    return;
+  }
   release(*task);
   ++join.done;
-  if (join.is_map && join.started < join.total) start_map_branch(parent, L);
   if (join.done < join.total) return;
 
   std::shared_ptr<Task> waiting = shared(&parent);
@@ -444,10 +633,13 @@ void Core::task_failed(const std::shared_ptr<Task>& task, const std::string& mes
     }
     lua_rawgeti(c, LUA_REGISTRYINDEX, error_ref);
     luaL_unref(c, LUA_REGISTRYINDEX, error_ref);
+    // Raw: the table is the workflow's, and its metamethods are not the host's to run.
+    lua_pushliteral(c, "text");
     lua_pushlstring(c, text.data(), text.size());
-    lua_setfield(c, -2, "text");
+    lua_rawset(c, -3);
+    lua_pushliteral(c, "branch");
     lua_pushinteger(c, branch);
-    lua_setfield(c, -2, "branch");
+    lua_rawset(c, -3);
     return 2;
   });
 }
@@ -466,10 +658,16 @@ void Core::start_map_branch(Task& parent, lua_State* on) {
   lua_pushinteger(c, i);
   memory.set_current(previous);
   join.children.push_back(child);
-  schedule(child, [](lua_State*) { return 2; });  // fn(item, index)
+  child->start_args = 2;  // fn(item, index)
+  schedule(child, nullptr);
 }
 
 void Core::record_step(Run& run, StepRecord step, std::function<void()> on_recorded) {
+  // Over a limit, the step is still journaled (it happened, and may have been paid for); the
+  // run is failed soon after.
+  charge_store(run, true,
+               step.request_json.size() + step.response_json.size() + step.error.size() +
+                   step.step_key.size());
   ++run.steps;
   run.input_tokens += step.input_tokens;
   run.output_tokens += step.output_tokens;
@@ -538,10 +736,13 @@ void Core::cancel_task(Task& task) {
 void Core::release(Task& task) {
   task.finished = true;
   if (task.thread_ref == LUA_NOREF) return;
+  uint32_t previous = memory.current();
   memory.set_current(task.run->mem_slot);
-  lua_resetthread(task.co);  // runs pending to-be-closed variables, frees the stack
-  memory.set_current(lua::MemoryAccounting::kHostSlot);
-  task_slot(task.co) = nullptr;
+  lua_resetthread(task.co);  // runs pending to-be-closed variables (protected), frees the stack
+  memory.set_current(previous);
+  tasks_.remove(task.handle);
+  thread_handle(task.co) = 0;
+  task.handle = 0;
   luaL_unref(L, LUA_REGISTRYINDEX, task.thread_ref);
   task.thread_ref = LUA_NOREF;
   task.co = nullptr;
@@ -551,6 +752,8 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
                       const std::string& error) {
   if (run.done) return;
   run.done = true;
+  // Whatever Lua of the run still runs (its to-be-closed handlers) stops at its next hook.
+  if (run.kill_reason.empty()) run.kill_reason = "the run has ended";
   std::shared_ptr<Run> keep = runs.at(run.id);
   if (run.root) cancel_task(*run.root);
   std::string clean_error = log::redact(error);
@@ -575,10 +778,26 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
 }
 
 void Core::cancel(const std::string& run_id, const std::string& reason) {
+  {
+    std::lock_guard lock(cancel_mutex_);
+    cancel_requests_.emplace_back(run_id, reason);
+  }
+  cancel_pending_.store(true, std::memory_order_release);
   std::weak_ptr<bool> token = alive;
-  loop.post([this, token, run_id, reason] {
-    if (!token.expired()) cancel_now(run_id, reason);
+  loop.post([this, token] {
+    if (!token.expired()) apply_cancel_requests();
   });
+}
+
+void Core::apply_cancel_requests() {
+  std::vector<std::pair<std::string, std::string>> requests;
+  {
+    std::lock_guard lock(cancel_mutex_);
+    requests.swap(cancel_requests_);
+    cancel_pending_.store(false, std::memory_order_release);
+  }
+  for (const auto& [run_id, reason] : requests)
+    cancel_now(run_id, reason);
 }
 
 void Core::cancel_now(const std::string& run_id, const std::string& reason) {

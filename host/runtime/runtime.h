@@ -29,11 +29,18 @@ class ProviderResolver {
   virtual std::shared_ptr<PluginInstance> provider(const std::string& name, std::string* error) = 0;
 };
 
+// Per-run limits. A run over any of them fails with an error naming the limit.
 struct RuntimeLimits {
   uint64_t max_instructions = 1'000'000'000;  // per run, all branches together
-  uint64_t max_memory_bytes = 64ull << 20;    // per run, live Lua heap
+  uint64_t max_memory_bytes = 64ull << 20;    // per run: Lua heap + host buffers it holds
   uint64_t slice_instructions = 1'000'000;    // a busy run yields the loop after this many
-  uint32_t call_timeout_ms = 600'000;         // default deadline of one model call
+  // Code that cannot be suspended (a table.sort comparator, a string.gsub callback,
+  // __tostring, __close) may run this many instructions at a stretch; other runs wait meanwhile.
+  uint64_t max_unyielding_instructions = 100'000'000;
+  uint32_t call_timeout_ms = 600'000;        // default deadline of one model call
+  uint64_t max_steps = 100'000;              // journaled steps per run
+  uint64_t max_events = 100'000;             // stored events per run (logs included)
+  uint64_t max_stored_bytes = 256ull << 20;  // journal + events bytes per run
 };
 
 enum class Durability {
@@ -95,7 +102,8 @@ class Runtime {
   // Failures to even start (unreadable file) are reported through on_done as well.
   std::string start(const RunSpec& spec, std::function<void(const RunOutcome&)> on_done);
 
-  // Cancels a run: pending calls are cancelled, the run is recorded as cancelled.
+  // Cancels a run: pending calls are cancelled, the run is recorded as cancelled. Any thread:
+  // a run computing stops within one count-hook interval.
   void cancel(const std::string& run_id, const std::string& reason = "cancelled");
 
   // Receives every event of every run, on the loop thread.

@@ -4,11 +4,13 @@
 // primitives Lua calls). Nothing outside host/runtime includes it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <lua.hpp>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -49,8 +51,11 @@ struct Task {
   int branch = 0;
   lua_State* co = nullptr;
   int thread_ref = LUA_NOREF;
+  uint64_t handle = 0;  // in the TaskTable; what its coroutines carry instead of this pointer
   std::string path;
   uint32_t ordinal = 0;
+  int start_args = 0;               // values waiting on co for the first resume; -1 once started
+  Pusher pending;                   // the result of the host call it waits on (see deliver)
   std::function<void()> cancel_op;  // cancels the host call the task is waiting on
   bool host_yield = false;          // the current yield was asked for by the host
   bool preempted = false;           // ... to let other runs use the loop
@@ -60,6 +65,25 @@ struct Task {
   std::string key(uint32_t n) const {
     return path.empty() ? std::to_string(n) : path + "/" + std::to_string(n);
   }
+};
+
+// The tasks alive in a Core, by handle. A coroutine names its task by handle (an index and a
+// generation, kept in LUA_EXTRASPACE), never by pointer: a workflow can keep a coroutine it
+// created past the end of the branch that created it, and a stale handle then finds nothing
+// instead of freed memory.
+class TaskTable {
+ public:
+  uint64_t add(Task* task);
+  void remove(uint64_t handle);
+  Task* find(uint64_t handle) const;
+
+ private:
+  struct Entry {
+    Task* task = nullptr;
+    uint32_t generation = 0;
+  };
+  std::vector<Entry> entries_;
+  std::vector<uint32_t> free_;
 };
 
 class Core;
@@ -75,7 +99,8 @@ struct Run {
   uint32_t mem_slot = 0;
   uint64_t instructions = 0;
   uint64_t slice = 0;
-  std::string kill_reason;  // set once a limit stopped the run
+  uint64_t unyielding = 0;  // instructions since the run last could have been suspended
+  std::string kill_reason;  // set once a limit or a cancel stopped the run
   std::shared_ptr<Task> root;
   int env_ref = LUA_NOREF;
   int chunk_ref = LUA_NOREF;  // owned compiled chunk (string sources; files are cached)
@@ -87,11 +112,19 @@ struct Run {
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
   int steps = 0;
+  // What the run has cost the host outside the Lua heap (limits.max_steps, max_events,
+  // max_stored_mb; host_bytes counts against max_memory_mb with the Lua heap).
+  uint64_t recorded_steps = 0;  // journal rows, troupe.now() included
+  uint64_t events = 0;
+  uint64_t stored_bytes = 0;
+  uint64_t host_bytes = 0;
 };
 
-// Task pointer stored in each coroutine's LUA_EXTRASPACE.
-inline Task*& task_slot(lua_State* co) {
-  return *static_cast<Task**>(lua_getextraspace(co));
+static_assert(LUA_EXTRASPACE >= sizeof(uint64_t), "a coroutine carries its task's handle");
+
+// The handle of the task a coroutine belongs to (0: none), in its LUA_EXTRASPACE.
+inline uint64_t& thread_handle(lua_State* co) {
+  return *static_cast<uint64_t*>(lua_getextraspace(co));
 }
 
 class Core {
@@ -100,16 +133,22 @@ class Core {
   ~Core();
 
   std::string start(const RunSpec& spec, std::function<void(const RunOutcome&)> on_done);
-  // Cancels soon (posted): cancelling may be asked from inside a run's own callbacks.
+  // Any thread, while the core exists. A run busy computing stops at its next count hook;
+  // the rest (pending calls, the record) happens on the loop, soon after.
   void cancel(const std::string& run_id, const std::string& reason);
   void cancel_now(const std::string& run_id, const std::string& reason);
 
   // --- used by the host primitives (host_calls.cpp)
+  // The task a coroutine belongs to: null outside any run, or when that task has ended.
+  Task* task_of_thread(lua_State* co) const { return tasks_.find(thread_handle(co)); }
+  // Resumes task on a later loop turn; push (may be empty) pushes the results of the host call
+  // it waits on, from inside the task's coroutine (deliver, in host_calls.cpp).
   void schedule(const std::shared_ptr<Task>& task, Pusher push);
-  // A new coroutine, created from (and anchored through) the thread `on`.
+  // A new coroutine, created from (and anchored through) the thread `on`. Raises (Lua) when
+  // the run's memory is exhausted.
   std::shared_ptr<Task> new_task(Run& run, Task* parent, int branch, const std::string& path,
                                  lua_State* on);
-  // Starts the next pending branch of a map join.
+  // Starts the next pending branch of a map join. Raises like new_task.
   void start_map_branch(Task& parent, lua_State* on);
   // Journals a finished step, then resumes the task (after the commit when durable).
   void finish_step(const std::shared_ptr<Task>& task, StepRecord step, Pusher push);
@@ -121,8 +160,24 @@ class Core {
   void emit(Run& run, const char* type, const std::string& step_key, std::string data_json,
             bool persistent = true);
   std::shared_ptr<Task> shared(Task* t);
-  // Why a limit stopped the run ("" while it runs); notices a refused allocation first.
+  // Why a limit or a cancel stopped the run ("" while it runs); notices a refused allocation
+  // and a cancel asked from another thread first.
   const std::string& kill_reason(Run& run);
+  // Charges work a C function does for the run without executing Lua instructions (pattern
+  // matching steps, sorting) to its instruction budget; raises when a limit stops the run.
+  void charge_instructions(lua_State* co, uint64_t units);
+  // Counts one step or event and its stored bytes against the run's limits (max_steps,
+  // max_events, max_stored_mb); false once a limit stopped the run (kill_reason says which;
+  // the run is being failed).
+  bool charge_store(Run& run, bool is_step, uint64_t bytes);
+  // Host memory held for the run outside the Lua heap (stream buffers), counted with its Lua
+  // heap against max_memory_mb; a negative delta releases it.
+  void charge_host_bytes(Run& run, int64_t delta);
+  // Runs fn inside lua_pcall on the main thread, allocations charged to run (the host's when
+  // null): a Lua error (memory exhausted, above all) becomes the returned message instead of
+  // unwinding through the host. fn works on the thread it is given, never on a coroutine
+  // that is not running (a raise there would reset it).
+  std::string protect(Run* run, const std::function<void(lua_State*)>& fn);
 
   EventLoop& loop;
   Store* store;
@@ -143,20 +198,25 @@ class Core {
   };
 
   void drive();
-  void resume(const std::shared_ptr<Task>& task, const Pusher& push);
+  void resume(const std::shared_ptr<Task>& task, Pusher push);
   void task_done(const std::shared_ptr<Task>& task, int nresults);
   // error_ref: a registry reference to the branch's error table (kept for the join), or none.
   void task_failed(const std::shared_ptr<Task>& task, const std::string& message,
                    int error_ref = LUA_NOREF);
-  void join_child_done(Task& parent, Task& child);
   void finish_run(Run& run, const std::string& status, const std::string& output_json,
                   const std::string& error);
+  // Fails the run on a later loop turn with its kill_reason (a limit hit outside its code).
+  void stop_soon(Run& run);
   void cancel_task(Task& task);
   void release(Task& task);
   int load_chunk(const RunSpec& spec, std::string* error);
-  std::string error_text(Task& task, int status);
+  // The message of a failed coroutine (its error value is on top of task.co), with the
+  // traceback; *error_ref gets a reference to a troupe error table for a branch's join.
+  std::string error_text(Task& task, int status, int* error_ref);
+  void apply_cancel_requests();
   static void count_hook(lua_State* co, lua_Debug* ar);
 
+  TaskTable tasks_;
   std::deque<Ready> ready_;
   bool drive_posted_ = false;
   int runner_ref_ = LUA_NOREF;
@@ -167,10 +227,27 @@ class Core {
     int ref = LUA_NOREF;
   };
   std::unordered_map<std::string, CachedChunk> chunks_;
+  // Cancels asked from any thread, applied by the loop (and noticed early by the count hook).
+  std::mutex cancel_mutex_;
+  std::vector<std::pair<std::string, std::string>> cancel_requests_;  // run id, reason
+  std::atomic<bool> cancel_pending_{false};
 };
+
+// The Core of a lua_State (it is the allocator's ud): what a count hook or a metered library
+// function has to find its run from.
+inline Core* core_of_state(lua_State* co) {
+  void* ud = nullptr;
+  lua_getallocf(co, &ud);
+  return static_cast<Core*>(ud);
+}
 
 // host_calls.cpp: pushes the `host` primitives table the Lua library is built on.
 void push_host_api(lua_State* L, Core* core);
+
+// sandbox_meters.cpp: replaces the standard library's C functions whose work is not made of
+// Lua instructions (pattern matching, sorting, string.rep) with ones that charge it to the
+// calling run (Core::charge_instructions). Called once on the fresh state.
+void install_meters(lua_State* L);
 
 // The embedded Lua library (scripts/troupe/**.lua), by module name; null when absent.
 const std::string* builtin_script(const std::string& module);

@@ -9,6 +9,7 @@ local host = ...
 
 local raw_pcall, raw_xpcall, raw_error, raw_load = pcall, xpcall, error, load
 local raw_setmetatable, raw_type, raw_select, raw_tostring = setmetatable, type, select, tostring
+local raw_rawget, raw_rawset, raw_next, raw_getmetatable = rawget, rawset, next, debug.getmetatable
 local pack, unpack, concat = table.pack, table.unpack, table.concat
 local co_resume, co_status, co_yield = coroutine.resume, coroutine.status, coroutine.yield
 local co_running, co_isyieldable, co_close = coroutine.running, coroutine.isyieldable, coroutine.close
@@ -54,16 +55,21 @@ local function resume_through(co, r)
   return unpack(r, 1, r.n)
 end
 
+-- A coroutine runs only as part of the task that resumes (or closes) it: adopting it first
+-- charges what it does to that task, and refuses a branch's own coroutine (host.co_adopt).
 local coroutine_safe = {
   create = host.co_create,
   resume = function(co, ...)
-    co_adopt(co)
+    if raw_type(co) == "thread" then co_adopt(co, "coroutine.resume") end
     return resume_through(co, pack(co_resume(co, ...)))
   end,
   status = co_status,
   running = co_running,
   isyieldable = co_isyieldable,
-  close = co_close,
+  close = function(co)
+    if raw_type(co) == "thread" then co_adopt(co, "coroutine.close") end
+    return co_close(co)
+  end,
   yield = function(...)
     if host.is_task_thread() then
       raw_error("coroutine.yield: a workflow's own coroutine cannot yield to the host; " ..
@@ -96,6 +102,63 @@ local function safe_print(...)
   local parts = {}
   for i = 1, n do parts[i] = raw_tostring((raw_select(i, ...))) end
   host.log("info", concat(parts, "\t"))
+end
+
+-- Finalizers would run at a time the collector picks: inside whichever run allocates then, and
+-- with Lua's hooks off, outside every budget. A workflow cannot have them (as in Luau).
+local function safe_setmetatable(t, mt)
+  if raw_type(mt) == "table" and raw_rawget(mt, "__gc") ~= nil then
+    raw_error("setmetatable: __gc (finalizers) are not available in a troupe workflow: they " ..
+              "would run outside the run's limits, inside other runs", 2)
+  end
+  return raw_setmetatable(t, mt)
+end
+
+-- Tables the troupe library shares between runs reach workflows as read-only views: a write
+-- anywhere inside them is an error, so no run can change what another run calls or reads.
+local readonly_views = raw_setmetatable({}, { __mode = "k" }) -- table -> view
+local is_view = raw_setmetatable({}, { __mode = "k" })        -- view -> true
+local function readonly(t, name)
+  local view = readonly_views[t]
+  if view ~= nil then return view end
+  local function wrap(k, v)
+    if raw_type(v) == "table" then
+      return readonly(v, name .. "." .. raw_tostring(k))
+    end
+    return v
+  end
+  local mt = {
+    __index = function(_, k) return wrap(k, t[k]) end,
+    __newindex = function(_, k)
+      raw_error(("%s.%s cannot be changed: the troupe library is shared by every run and " ..
+                 "read-only"):format(name, raw_tostring(k)), 2)
+    end,
+    __pairs = function()
+      return function(_, k)
+        local nk, nv = raw_next(t, k)
+        return nk, wrap(nk, nv)
+      end, nil, nil
+    end,
+    __len = function() return #t end,
+    __metatable = false,
+  }
+  local inner = raw_getmetatable(t)
+  if inner ~= nil and raw_rawget(inner, "__call") ~= nil then
+    mt.__call = function(_, ...) return t(...) end
+  end
+  view = raw_setmetatable({}, mt)
+  readonly_views[t] = view
+  is_view[view] = true
+  return view
+end
+
+-- rawset writes past __newindex: not into a shared view.
+local function safe_rawset(t, k, v)
+  if is_view[t] then
+    raw_error("rawset: this table belongs to the troupe library, which is shared by every run " ..
+              "and read-only", 2)
+  end
+  return raw_rawset(t, k, v)
 end
 
 local function safe_collectgarbage(opt)
@@ -165,8 +228,8 @@ local LIB_MTS = {
 local BASE = {
   assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
   select = select, tonumber = tonumber, tostring = tostring, type = type,
-  rawequal = rawequal, rawlen = rawlen, rawget = rawget, rawset = rawset,
-  setmetatable = setmetatable, getmetatable = getmetatable,
+  rawequal = rawequal, rawlen = rawlen, rawget = rawget, rawset = safe_rawset,
+  setmetatable = safe_setmetatable, getmetatable = getmetatable,
   pcall = safe_pcall, xpcall = safe_xpcall, load = safe_load, print = safe_print,
   collectgarbage = safe_collectgarbage, _VERSION = _VERSION,
 }
@@ -176,7 +239,6 @@ local BUILTIN_ENV_MT = { __index = BASE, __metatable = false }
 -- A run's _ENV starts empty (thousands of runs may wait at once, each should cost little): a
 -- library appears on first use as the run's own proxy, and a base function is copied in on
 -- first use, so every later lookup of that name is a plain hit in the run's table.
-local raw_rawset = rawset
 local ENV_MT = {
   __index = function(env, name)
     local mt = LIB_MTS[name]
@@ -201,10 +263,18 @@ local function load_builtin(name)
       require = function(n) return builtin_require(n) end,
       string = string_safe, table = table, math = math_safe, utf8 = utf8, os = os_safe,
       coroutine = coroutine_safe,
+      -- The library's own objects (agents, tools, errors) hide their metatables from
+      -- workflows; the library still needs to recognise them.
+      rawgetmetatable = raw_getmetatable,
     }, BUILTIN_ENV_MT)
     local f = assert(raw_load(src, "=[troupe] " .. name, "t", env))
     mod = f(host)
     if mod == nil then mod = true end
+    if raw_type(mod) == "table" then
+      for k, v in raw_next, mod do
+        if raw_type(v) == "table" then mod[k] = readonly(v, name .. "." .. raw_tostring(k)) end
+      end
+    end
     builtin[name] = mod
   end
   return mod

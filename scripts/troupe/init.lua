@@ -15,11 +15,16 @@ local function unwrap(ok, ...)
   return ...
 end
 
+-- The library's metatables are shared by every run: each hides itself (__metatable) and no
+-- __index leads back to it, so a workflow can neither read nor change it; the library
+-- recognises its objects with rawgetmetatable (given by _runtime.lua).
+
 -- Errors of host calls are tables {status=, message=, retryable=, retry_after_ms=, step_key=}
 -- that print as one line.
 local Error = {
   __name = "troupe.error",
   __tostring = function(e) return e.text or tostring(e.message) end,
+  __metatable = false,
 }
 local function raise(e, level)
   if type(e) == "table" then setmetatable(e, Error) end
@@ -29,7 +34,7 @@ end
 ---------------------------------------------------------------------------------------------
 -- Workflows
 
-local Workflow = { __name = "troupe.workflow" }
+local Workflow = { __name = "troupe.workflow", __metatable = false }
 
 --- troupe.workflow{ name = "...", run = function(input) ... end [, description = "..."]
 ---                  [, durability = "sync" | "async"] }   (default: the host's `durability`)
@@ -50,16 +55,16 @@ function troupe.workflow(def)
                         durability = def.durability }, Workflow)
 end
 
-function troupe.is_workflow(v) return type(v) == "table" and getmetatable(v) == Workflow end
+function troupe.is_workflow(v) return type(v) == "table" and rawgetmetatable(v) == Workflow end
 
 ---------------------------------------------------------------------------------------------
 -- Agents
 
-local Agent = { __name = "troupe.agent" }
-Agent.__index = Agent
+local Agent = {} -- the methods
+local AgentMT = { __name = "troupe.agent", __index = Agent, __metatable = false }
 
-local Tool = { __name = "troupe.tool" }
-Tool.__index = Tool
+local Tool = {}
+local ToolMT = { __name = "troupe.tool", __index = Tool, __metatable = false }
 
 local function check_type(v, want, what, level)
   if v ~= nil and type(v) ~= want then
@@ -111,10 +116,10 @@ function troupe.tool(def)
   if not ok then error("troupe.tool '" .. name .. "': 'parameters': " .. tostring(err), 2) end
   return setmetatable({
     name = name, description = def.description or "", parameters = parameters, run = def.run,
-  }, Tool)
+  }, ToolMT)
 end
 
-function Tool:__tostring() return "tool " .. self.name end
+ToolMT.__tostring = function(self) return "tool " .. self.name end
 
 --- troupe.host_tool(name) -> tool: a tool implemented by the program that embeds troupe (a
 --- Python function registered with @host.tool); its description and parameters come from there.
@@ -183,7 +188,7 @@ function troupe.agent(spec)
       if not info then error(("troupe.agent: tools[%d] is a string, but %s"):format(i, why), 2) end
       t = host_tool(t, 2)
     end
-    if getmetatable(t) ~= Tool then
+    if rawgetmetatable(t) ~= ToolMT then
       error(("troupe.agent: tools[%d] is a %s, expected a tool made with troupe.tool{...} " ..
              "or the name of a host tool")
             :format(i, type(t)), 2)
@@ -206,11 +211,11 @@ function troupe.agent(spec)
     _tool_specs = specs,
     _keep_history = spec.history ~= false,
     _history = {},
-  }, Agent)
+  }, AgentMT)
 end
 
 local function check_self(self, method)
-  if getmetatable(self) ~= Agent then
+  if rawgetmetatable(self) ~= AgentMT then
     error(("call agent:%s(...) with a colon"):format(method), 3)
   end
 end
@@ -459,7 +464,7 @@ local function deep_copy(v)
   if type(v) ~= "table" then return v end
   local c = {}
   for k, x in pairs(v) do c[k] = deep_copy(x) end
-  local mt = getmetatable(v)
+  local mt = rawgetmetatable(v)
   if mt ~= nil then setmetatable(c, mt) end -- keeps JSON array marks
   return c
 end
@@ -484,7 +489,7 @@ local function result_text(v)
 end
 
 local function error_text(e)
-  if type(e) == "table" and getmetatable(e) == Error then return tostring(e) end
+  if type(e) == "table" and rawgetmetatable(e) == Error then return tostring(e) end
   if type(e) == "table" and e.message then return tostring(e.message) end
   return tostring(e)
 end
@@ -561,7 +566,7 @@ function Agent:run(task, opts)
          "raise max_turns or narrow the task"):format(self.name, max_turns, asked[#asked] or "?"), 2)
 end
 
-function Agent:__tostring() return ("agent %s (%s)"):format(self.name, self.model) end
+AgentMT.__tostring = function(self) return ("agent %s (%s)"):format(self.name, self.model) end
 
 --- troupe.validate(schema, value) -> true | false, { "path: problem", ... }
 function troupe.validate(schema, value)
