@@ -95,10 +95,12 @@ class Builder {
     return false;
   }
 
+  // The path of the value being read (in a mapping before its first key: the mapping's).
   std::string path() const {
     if (frames_.empty()) return limits_.root;
     const Frame& f = frames_.back();
     if (f.array) return f.path + "[" + std::to_string(f.index) + "]";
+    if (!f.has_key && f.key.empty()) return f.path;
     return join(f.path, f.key);
   }
 
@@ -272,7 +274,11 @@ class JsonSax : public nlohmann::json_sax<json> {
   }
   bool parse_error(std::size_t position, const std::string&,
                    const nlohmann::detail::exception& ex) override {
-    b_.fail(lines_.at(position), b_.path(), printable(plain_message(ex.what())));
+    std::string what = printable(plain_message(ex.what()));
+    if (ex.id == 406) {  // valid JSON, but the number does not fit a double
+      b_.fail(lines_.at(position), b_.path(), what + " (beyond the range of a double)");
+    }
+    b_.fail(lines_.at(position), b_.path(), kNotJson + what);
   }
 
   Document take() { return b_.take(); }

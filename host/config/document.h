@@ -53,6 +53,9 @@ std::string format_error(const std::string& file, TextMark mark, const std::stri
 // A key or path as it may appear in an error: control bytes escaped, at most 200 characters.
 std::string printable(std::string_view text);
 
+// How the message of a JSON syntax error starts.
+inline constexpr const char* kNotJson = "not valid JSON: ";
+
 // Both throw DocumentError.
 Document read_json_document(std::string_view text, const DocumentLimits& limits);
 Document read_yaml_document(const std::string& text, const DocumentLimits& limits);

@@ -1,6 +1,8 @@
 // input.cpp: checking a run's input JSON and workflow file (see input.h).
 #include "config/input.h"
 
+#include <cstring>
+
 #include "config/bounded_read.h"
 #include "config/document.h"
 #include "runtime/json_lua.h"
@@ -20,6 +22,12 @@ void check_input_json(std::string_view text, const std::string& source) {
   try {
     read_json_document(text, limits);
   } catch (const DocumentError& e) {
+    // Inline text has no file to name: "--input is not valid JSON at line 1, column 3: ...".
+    if (source == "--input" && e.what_text.rfind(kNotJson, 0) == 0) {
+      throw InputError("--input is not valid JSON at line " + std::to_string(e.mark.line) +
+                       ", column " + std::to_string(e.mark.column) + ": " +
+                       format_error("", {}, e.path, e.what_text.substr(std::strlen(kNotJson))));
+    }
     throw InputError(format_error(source, e.mark, e.path, e.what_text));
   }
 }

@@ -156,7 +156,8 @@ TEST_F(ConfigInput, InputFromAnEndlessDevice) {
 }
 
 TEST_F(ConfigInput, InputThatIsNotJson) {
-  expect_refused(run_with_input("{\"who\": NaN}"), {"--input:1:", "input.who", "syntax error"});
+  expect_refused(run_with_input("{\"who\": NaN}"),
+                 {"--input is not valid JSON at line 1, column ", "input.who: syntax error"});
 }
 
 // ---------------------------------------------------------------------------------------
