@@ -1,6 +1,7 @@
 // config.cpp: parsing and validating troupe.yaml / troupe.json.
 #include "config/config.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>

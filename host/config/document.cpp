@@ -10,11 +10,11 @@
 #include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <iterator>
-#include <set>
 #include <sstream>
 #include <vector>
 
@@ -60,10 +60,10 @@ class Builder {
   }
 
   // A scalar, or a copy of an anchored value (with the values and depth it brings).
-  json* value(json v, TextMark mark, size_t values = 1, int depth = 0) {
+  void value(json v, TextMark mark, size_t values = 1, int depth = 0) {
     count(mark, values);
     if (static_cast<int>(frames_.size()) + depth > limits_.max_depth) too_deep(mark);
-    return place(std::move(v), mark);
+    place(std::move(v), mark);
   }
 
   void begin(bool array, TextMark mark, int anchor = 0) {

@@ -6,6 +6,7 @@
 // with exit code 2 and an error naming the file, the line and the key — never a signal, a hang
 // or a silently wrapped value. (docs/security.md, section 7; decision 0012.)
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -320,6 +321,35 @@ TEST_F(ConfigInput, ConfigThatIsAFifo) {
 
 TEST_F(ConfigInput, ConfigThatIsAnEndlessDevice) {
   expect_refused(run_with_config("/dev/zero"), {"/dev/zero", "is a character device"});
+}
+
+// ---------------------------------------------------------------------------------------
+// A store written by another program
+
+TEST_F(ConfigInput, StoredValuesNested100kLevelsDeepAreShownAsText) {
+  ProcessResult ran = troupe({"run", "hello.lua", "--store", "runs.db", "--json"});
+  ASSERT_EQ(ran.exit_code, 0) << ran.describe();
+  // Another program (an older troupe, an embedder) wrote rows nested 100,000 levels deep.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "runs.db").c_str(), &db), SQLITE_OK);
+  std::string deep = repeat("[", 100'000) + repeat("]", 100'000);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE runs SET input = ?1, output = ?1", -1, &st, nullptr),
+            SQLITE_OK);
+  sqlite3_bind_text(st, 1, deep.c_str(), static_cast<int>(deep.size()), SQLITE_TRANSIENT);
+  EXPECT_EQ(sqlite3_step(st), SQLITE_DONE);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  for (std::vector<std::string> args : {std::vector<std::string>{"runs", "--json"},
+                                        std::vector<std::string>{"show", "0", "--json"}}) {
+    args.push_back("--store");
+    args.push_back("runs.db");
+    if (args[0] == "show") args[1] = ran.out.substr(ran.out.find("\"run_id\": \"") + 11, 8);
+    ProcessResult r = troupe(args);
+    EXPECT_EQ(r.term_signal, 0) << r.describe().substr(0, 2000);
+    EXPECT_EQ(r.exit_code, 0) << r.describe().substr(0, 2000);
+    EXPECT_TRUE(contains(r.out, "\"[[[[")) << args[0] << ": the row is shown as text";
+  }
 }
 
 // ---------------------------------------------------------------------------------------
