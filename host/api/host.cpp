@@ -18,7 +18,7 @@ struct Host::Impl {
 Host::Host(Config config, bool open_store) : impl_(std::make_unique<Impl>()) {
   impl_->config = std::move(config);
   impl_->loop = std::make_unique<EventLoop>();
-  if (open_store) impl_->store = Store::open(impl_->config.store_path);
+  if (open_store) impl_->store = Store::open(impl_->config.store_path, impl_->config.store_options);
   impl_->providers =
       std::make_unique<ProviderRegistry>(*impl_->loop, impl_->config, plugin_search_path());
   impl_->runtime = std::make_unique<Runtime>(*impl_->loop, impl_->store.get(), *impl_->providers,

@@ -21,8 +21,14 @@ namespace {
 using nlohmann::json;
 
 std::atomic<int> g_interrupts{0};
+std::atomic<Runtime*> g_runtime{nullptr};  // the runtime a signal interrupts
 
-void on_interrupt(int) {
+void on_interrupt(int sig) {
+  // A run computing where it cannot yield keeps the loop (and the check below) waiting:
+  // interrupt() reaches it at its next count hook.
+  if (Runtime* rt = g_runtime.load(); rt != nullptr && g_interrupts.load() == 0) {
+    rt->interrupt(sig == SIGTERM ? "interrupted (SIGTERM)" : "interrupted by the user (SIGINT)");
+  }
   g_interrupts.fetch_add(1);
 }
 
@@ -145,6 +151,7 @@ int cmd_run(const Common& common, const RunArgs& args) {
   host->runtime().set_listener([&](const RunEvent& ev) {
     if (!args.quiet && !common.json) progress.on_event(ev);
   });
+  g_runtime = &host->runtime();
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
   run_id = host->runtime().start(spec, [&](const RunOutcome& o) {
@@ -159,6 +166,7 @@ int cmd_run(const Common& common, const RunArgs& args) {
       seen_interrupts = n;
       if (n >= 2) {
         std::fprintf(stderr, "troupe: interrupted again, exiting\n");
+        g_runtime = nullptr;
         return kInterrupted;
       }
       std::fprintf(stderr, "\ntroupe: interrupted, cancelling run %s (Ctrl-C again to quit)\n",
@@ -168,7 +176,14 @@ int cmd_run(const Common& common, const RunArgs& args) {
   }
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
+  g_runtime = nullptr;
   if (host->store()) host->store()->flush();
+  // The outcome already counts every write of the run up to its final record; a write after it
+  // (its run.finished event) that failed is a lost record too, and this command fails with it.
+  if (host->store() && outcome.status != "failed" && !host->store()->last_error().empty()) {
+    outcome.status = "failed";
+    outcome.error = "the journal could not record this run: " + host->store()->last_error();
+  }
 
   // Figures for the summary come from the journal, the same source `troupe show` uses.
   int64_t in_tok = 0, out_tok = 0;

@@ -160,7 +160,8 @@ Config from_document(const Document& parsed, const std::string& file) {
     const json& l = r.object(doc["limits"], "limits");
     r.check_keys(l, "limits",
                  {"max_instructions", "max_memory_mb", "call_timeout_s", "slice_instructions",
-                  "max_unyielding_instructions", "max_steps", "max_events", "max_stored_mb"});
+                  "max_unyielding_instructions", "max_steps", "max_events", "max_stored_mb",
+                  "store_queue_mb"});
     auto& lim = c.runtime.limits;
     // Counts (instructions, steps, events) up to 2^63-1; sizes in MB up to 1 TiB (a bigger
     // one is likely in bytes by mistake, and shifted into bytes it would wrap); the call
@@ -172,7 +173,7 @@ Config from_document(const Document& parsed, const std::string& file) {
     auto megabytes = [&](const char* key, uint64_t* out) {
       if (l.contains(key)) {
         *out = r.bounded(l[key], std::string("limits.") + key, kMaxMegabytes,
-                         " (1 TiB per run; is it in bytes instead of MB?)")
+                         " (1 TiB; is it in bytes instead of MB?)")
                << 20;
       }
     };
@@ -183,6 +184,7 @@ Config from_document(const Document& parsed, const std::string& file) {
     count("max_events", &lim.max_events);
     megabytes("max_memory_mb", &lim.max_memory_bytes);
     megabytes("max_stored_mb", &lim.max_stored_bytes);
+    megabytes("store_queue_mb", &c.store_options.max_queued_bytes);
     if (l.contains("call_timeout_s")) {
       lim.call_timeout_ms = static_cast<uint32_t>(
           r.bounded(l["call_timeout_s"], "limits.call_timeout_s", kMaxCallTimeoutS,

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "runtime/runtime.h"
+#include "store/store.h"
 
 namespace troupe {
 
@@ -36,6 +37,7 @@ struct ProviderConfig {
 struct Config {
   std::string path;  // the file it came from; empty for defaults
   std::string store_path = ".troupe/troupe.db";
+  StoreOptions store_options;  // limits.store_queue_mb: the bound of the store's write queue
   std::vector<std::string> plugin_path;
   std::map<std::string, ProviderConfig> providers;
   // Providers not listed in `providers` are served by this one; empty = unknown is an error.

@@ -132,6 +132,18 @@ Core::Core(EventLoop& loop_, Store* store_, ProviderResolver& providers_, Runtim
   lua_pop(L, 1);
   // Most garbage (messages, responses) dies young; generational mode keeps pauses short.
   lua_gc(L, LUA_GCGEN, 0, 0);
+  if (store) {
+    // A write the journal could not commit fails its run as soon as the writer knows, whatever
+    // the durability: nothing a run did may be silently missing from its record.
+    std::weak_ptr<bool> token = alive;
+    EventLoop* lp = &loop;
+    store->set_failure_listener(
+        [this, lp, token](const std::string& run_id, const std::string& error) {
+          lp->post([this, token, run_id, error] {
+            if (!token.expired()) journal_failed(run_id, error);
+          });
+        });
+  }
 }
 
 Core::~Core() {
@@ -140,8 +152,18 @@ Core::~Core() {
     live.push_back(run);
   for (auto& run : live)
     cancel_now(run->id, "the host shut down");
-  alive.reset();
+  // Ended runs wait for their final record: commit it, then announce them here.
   if (store) store->flush();
+  std::vector<std::string> ending;
+  for (auto& [id, end] : ending_)
+    ending.push_back(id);
+  for (auto& id : ending)
+    settle_run(id);
+  alive.reset();
+  if (store) {
+    store->flush();
+    store->set_failure_listener(nullptr);
+  }
   ready_.clear();
   lua_close(L);
 }
@@ -207,6 +229,7 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
   run->core = this;
   run->id = make_run_id();
   run->created_ms = unix_ms();
+  run->started_ns = EventLoop::now_ns();
   run->on_done = std::move(on_done);
   run->input_json = spec.input_json.empty() ? "{}" : spec.input_json;
   run->durability = options.durability;
@@ -449,6 +472,9 @@ const std::string& Core::kill_reason(Run& run) {
     run.kill_reason = "memory limit exceeded: the run used more than " +
                       std::to_string(limits.max_memory_bytes >> 20) +
                       " MiB (Lua memory and the host buffers it holds; limits.max_memory_mb)";
+  } else if (const char* why = interrupt_reason_.load(std::memory_order_acquire)) {
+    run.cancelled = true;
+    run.kill_reason = why;
   } else if (cancel_pending_.load(std::memory_order_acquire)) {
     std::lock_guard lock(cancel_mutex_);
     for (const auto& [id, reason] : cancel_requests_) {
@@ -668,6 +694,9 @@ void Core::record_step(Run& run, StepRecord step, std::function<void()> on_recor
   charge_store(run, true,
                step.request_json.size() + step.response_json.size() + step.error.size() +
                    step.step_key.size());
+  // The end is the start plus the latency measured on the monotonic clock: a wall-clock jump
+  // during the step cannot make it end before it started.
+  step.finished_ms = step.started_ms + step.latency_us / 1000;
   ++run.steps;
   run.input_tokens += step.input_tokens;
   run.output_tokens += step.output_tokens;
@@ -687,19 +716,21 @@ void Core::record_step(Run& run, StepRecord step, std::function<void()> on_recor
     if (on_recorded) on_recorded();
     return;
   }
-  // Durable: go on only once the step's record is committed.
+  // Durable: go on only once the step's record is committed; if it cannot be, the run fails.
   std::weak_ptr<bool> token = alive;
   EventLoop* lp = &loop;
-  std::string key = step.step_key, run_id = run.id;
-  store->record_step(step, [lp, token, key, run_id, on_recorded = std::move(on_recorded)](bool ok) {
-    lp->post([token, key, run_id, ok, on_recorded] {
-      if (token.expired()) return;
-      if (!ok)
-        log::error("runtime", "the journal could not record step " + key + " of run " + run_id +
-                                  "; continuing without it");
-      if (on_recorded) on_recorded();
-    });
-  });
+  std::string run_id = run.id;
+  store->record_step(step,
+                     [this, lp, token, run_id, on_recorded = std::move(on_recorded)](bool ok) {
+                       lp->post([this, token, run_id, ok, on_recorded] {
+                         if (token.expired()) return;
+                         if (!ok) {
+                           journal_failed(run_id, store->run_writes(run_id).error);
+                           return;
+                         }
+                         if (on_recorded) on_recorded();
+                       });
+                     });
 }
 
 void Core::finish_step(const std::shared_ptr<Task>& task, StepRecord step, Pusher push) {
@@ -757,23 +788,74 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   std::shared_ptr<Run> keep = runs.at(run.id);
   if (run.root) cancel_task(*run.root);
   std::string clean_error = log::redact(error);
-  int64_t now = unix_ms();
-  if (store) store->finish_run(run.id, status, output_json, clean_error, now);
-  nlohmann::json data = {{"status", status},
-                         {"workflow", run.workflow},
-                         {"steps", run.steps},
-                         {"input_tokens", run.input_tokens},
-                         {"output_tokens", run.output_tokens},
-                         {"duration_ms", now - run.created_ms}};
-  if (!clean_error.empty()) data["error"] = clean_error;
-  emit(run, "run.finished", "", data.dump());
+  // The wall-clock end is the start plus the time measured on the monotonic clock: a clock
+  // jump during the run cannot make its duration negative.
+  int64_t finished_ms =
+      run.created_ms + static_cast<int64_t>((EventLoop::now_ns() - run.started_ns) / 1'000'000);
   luaL_unref(L, LUA_REGISTRYINDEX, run.env_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, run.chunk_ref);
   run.env_ref = run.chunk_ref = LUA_NOREF;
   memory.close_slot(run.mem_slot);
-  RunOutcome outcome{run.id, run.workflow, status, output_json, clean_error};
+  const std::string id = run.id;
+  ending_[id] = Ending{keep, {id, run.workflow, status, output_json, clean_error}, finished_ms};
+  runs.erase(id);
+  if (store == nullptr) {
+    settle_run(id);
+    return;
+  }
+  // Announced only once the final record is committed (every earlier write of the run is
+  // settled by then too): a run whose record is lost must not be reported as recorded.
+  std::weak_ptr<bool> token = alive;
+  EventLoop* lp = &loop;
+  store->finish_run(id, status, output_json, clean_error, finished_ms, [this, lp, token, id](bool) {
+    lp->post([this, token, id] {
+      if (!token.expired()) settle_run(id);
+    });
+  });
+}
+
+void Core::journal_failed(const std::string& run_id, const std::string& error) {
+  auto it = runs.find(run_id);
+  if (it == runs.end()) return;  // it ended: settle_run finds the failure in the store
+  Run& run = *it->second;
+  run.journal_failed = true;
+  finish_run(run, "failed", "",
+             "the journal could not record this run: " +
+                 (error.empty() ? "a write was not committed" : error));
+}
+
+void Core::settle_run(const std::string& run_id) {
+  auto it = ending_.find(run_id);
+  if (it == ending_.end()) return;
+  Ending end = std::move(it->second);
+  ending_.erase(it);
+  Run& run = *end.run;
+  RunOutcome& outcome = end.outcome;
+  if (store) {
+    // Every write of the run was queued before its final record: each one is settled by now.
+    RunWriteStats writes = store->run_writes(run_id);
+    if (writes.failed > 0 && !run.journal_failed) {
+      std::string before = outcome.status == "succeeded" ? ""
+                           : outcome.error.empty()
+                               ? "; before that it was " + outcome.status
+                               : "; before that it was " + outcome.status + ": " + outcome.error;
+      outcome.status = "failed";
+      outcome.error = "the journal could not record this run: " + writes.error + before;
+      // The final record may have committed with the earlier status; correct it if the store
+      // takes writes again (a failure here is counted and logged by the store).
+      store->finish_run(run_id, outcome.status, "", outcome.error, end.finished_ms);
+    }
+  }
+  nlohmann::json data = {{"status", outcome.status},
+                         {"workflow", run.workflow},
+                         {"steps", run.steps},
+                         {"input_tokens", run.input_tokens},
+                         {"output_tokens", run.output_tokens},
+                         {"duration_ms", end.finished_ms - run.created_ms}};
+  if (!outcome.error.empty()) data["error"] = outcome.error;
+  emit(run, "run.finished", "", data.dump());
+  if (store) store->forget_run(run_id);
   auto on_done = std::move(run.on_done);
-  runs.erase(run.id);
   if (on_done) on_done(outcome);
 }
 
@@ -824,6 +906,10 @@ std::string Runtime::start(const RunSpec& spec, std::function<void(const RunOutc
 
 void Runtime::cancel(const std::string& run_id, const std::string& reason) {
   core_->cancel(run_id, reason);
+}
+
+void Runtime::interrupt(const char* reason) noexcept {
+  core_->interrupt_reason_.store(reason, std::memory_order_release);
 }
 
 void Runtime::set_listener(std::function<void(const RunEvent&)> listener) {

@@ -106,6 +106,12 @@ class Runtime {
   // a run computing stops within one count-hook interval.
   void cancel(const std::string& run_id, const std::string& reason = "cancelled");
 
+  // Async-signal-safe, for a signal handler: every run stops at its next count hook (within
+  // 10,000 instructions, even where it cannot yield) and is recorded as cancelled with reason,
+  // which must outlive the Runtime (a string literal). Runs started afterwards stop too: it is
+  // meant for a process that is shutting down.
+  void interrupt(const char* reason) noexcept;
+
   // Receives every event of every run, on the loop thread.
   void set_listener(std::function<void(const RunEvent&)> listener);
 

@@ -96,6 +96,7 @@ struct Run {
   std::string dir;  // folder of the workflow file (require looks only here); empty for strings
   std::string input_json;
   int64_t created_ms = 0;
+  uint64_t started_ns = 0;  // EventLoop::now_ns() at the start: durations use the monotonic clock
   uint32_t mem_slot = 0;
   uint64_t instructions = 0;
   uint64_t slice = 0;
@@ -107,6 +108,7 @@ struct Run {
   Durability durability = Durability::sync;  // the host's, unless the workflow chose
   bool done = false;
   bool cancelled = false;
+  bool journal_failed = false;  // the store could not record one of its writes; it failed
   std::function<void(const RunOutcome&)> on_done;
   uint64_t rng[4] = {};
   int64_t input_tokens = 0;
@@ -207,6 +209,10 @@ class Core {
                   const std::string& error);
   // Fails the run on a later loop turn with its kill_reason (a limit hit outside its code).
   void stop_soon(Run& run);
+  // The store could not record a write of the run: it fails, unless it already ended.
+  void journal_failed(const std::string& run_id, const std::string& error);
+  // Ends a finished run once its final record is committed (or failed): run.finished, on_done.
+  void settle_run(const std::string& run_id);
   void cancel_task(Task& task);
   void release(Task& task);
   int load_chunk(const RunSpec& spec, std::string* error);
@@ -217,6 +223,13 @@ class Core {
   static void count_hook(lua_State* co, lua_Debug* ar);
 
   TaskTable tasks_;
+  // Runs that finished and wait for their final record's commit before they are announced.
+  struct Ending {
+    std::shared_ptr<Run> run;
+    RunOutcome outcome;
+    int64_t finished_ms = 0;
+  };
+  std::unordered_map<std::string, Ending> ending_;
   std::deque<Ready> ready_;
   bool drive_posted_ = false;
   int runner_ref_ = LUA_NOREF;
@@ -231,6 +244,7 @@ class Core {
   std::mutex cancel_mutex_;
   std::vector<std::pair<std::string, std::string>> cancel_requests_;  // run id, reason
   std::atomic<bool> cancel_pending_{false};
+  std::atomic<const char*> interrupt_reason_{nullptr};  // Runtime::interrupt
 };
 
 // The Core of a lua_State (it is the allocator's ud): what a count hook or a metered library

@@ -37,8 +37,9 @@ int metered_sort(lua_State* L) {
   return call_original(L);
 }
 
-// string.rep: a result the run's memory cannot hold is refused before it is built, with the
-// size in the message; the bytes copied are charged (one instruction per 64).
+// string.rep: a result the run's memory cannot hold stops the run before it is built (as the
+// allocator's refusal would, with the size in the message); the bytes copied are charged (one
+// instruction per 64).
 int metered_rep(lua_State* L) {
   size_t len = 0, sep_len = 0;
   luaL_checklstring(L, 1, &len);
@@ -51,16 +52,15 @@ int metered_rep(lua_State* L) {
     Core* core = core_of_state(L);
     Task* t = core->task_of_thread(L);
     if (t != nullptr) {
-      const Run& run = *t->run;
+      Run& run = *t->run;
       uint64_t limit = core->options.limits.max_memory_bytes;
       uint64_t held = core->memory.used(run.mem_slot) + run.host_bytes;
-      if (limit != 0 && (held >= limit || total > limit - held)) {
-        return luaL_error(L,
-                          "string.rep: the result would be %s bytes, more than the run's memory "
-                          "limit leaves room for (limits.max_memory_mb)",
-                          std::to_string(total).c_str());
+      if (limit != 0 && (held >= limit || total > limit - held) && run.kill_reason.empty()) {
+        run.kill_reason = "memory limit exceeded: string.rep would build " +
+                          std::to_string(total) + " bytes, more than the run has left of its " +
+                          std::to_string(limit >> 20) + " MiB (limits.max_memory_mb)";
       }
-      core->charge_instructions(L, total / 64);
+      core->charge_instructions(L, total / 64);  // raises once the run is stopped
     }
   }
   return call_original(L);

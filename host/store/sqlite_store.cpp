@@ -1,5 +1,5 @@
-// sqlite_store.cpp: troupe::Store on SQLite — WAL, one group-committing writer thread, pooled
-// readers.
+// sqlite_store.cpp: troupe::Store on SQLite — WAL, one group-committing writer thread behind a
+// queue bounded in bytes, per-run write accounting, pooled readers.
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <mutex>
 #include <system_error>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 
 #include "core/log.h"
@@ -52,7 +53,40 @@ using Write = std::variant<RunRecord, FinishRun, StepRecord, EventRecord, NameRu
 struct Op {
   Write write;
   Store::Done done;
+  uint64_t bytes = 0;  // what it costs the queue
 };
+
+// A write's fixed cost in the queue (the op, its strings' headers, the callback), on top of the
+// bytes of its fields.
+constexpr uint64_t kOpOverhead = sizeof(Op) + 64;
+
+uint64_t write_bytes(const Write& write) {
+  uint64_t n = kOpOverhead;
+  if (auto* run = std::get_if<RunRecord>(&write)) {
+    n += run->id.size() + run->workflow.size() + run->source.size() + run->input_json.size() +
+         run->status.size() + run->output_json.size() + run->error.size();
+  } else if (auto* fin = std::get_if<FinishRun>(&write)) {
+    n += fin->run_id.size() + fin->status.size() + fin->output_json.size() + fin->error.size();
+  } else if (auto* name = std::get_if<NameRun>(&write)) {
+    n += name->run_id.size() + name->workflow.size();
+  } else if (auto* step = std::get_if<StepRecord>(&write)) {
+    n += step->run_id.size() + step->step_key.size() + step->kind.size() + step->agent.size() +
+         step->model.size() + step->request_json.size() + step->response_json.size() +
+         step->status.size() + step->error.size();
+  } else {
+    const auto& event = std::get<EventRecord>(write);
+    n += event.run_id.size() + event.type.size() + event.step_key.size() + event.data_json.size();
+  }
+  return n;
+}
+
+const std::string& run_of(const Write& write) {
+  if (auto* run = std::get_if<RunRecord>(&write)) return run->id;
+  if (auto* fin = std::get_if<FinishRun>(&write)) return fin->run_id;
+  if (auto* name = std::get_if<NameRun>(&write)) return name->run_id;
+  if (auto* step = std::get_if<StepRecord>(&write)) return step->run_id;
+  return std::get<EventRecord>(write).run_id;
+}
 
 enum WriteStmt {
   kBegin,
@@ -175,7 +209,7 @@ std::string describe(const Write& write) {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(const std::string& path, bool readonly);
+  SqliteStore(const std::string& path, bool readonly, const StoreOptions& options);
   ~SqliteStore() override;
 
   void create_run(const RunRecord& run, Done on_durable) override {
@@ -198,6 +232,10 @@ class SqliteStore final : public Store {
   }
   void flush() override;
   std::string last_error() const override;
+  uint64_t queued_bytes() const override;
+  RunWriteStats run_writes(const std::string& run_id) const override;
+  void forget_run(const std::string& run_id) override;
+  void set_failure_listener(FailureListener listener) override;
 
   std::vector<RunRecord> list_runs(const RunFilter& filter) const override;
   std::optional<RunRecord> get_run(const std::string& id_or_prefix) const override;
@@ -210,11 +248,12 @@ class SqliteStore final : public Store {
   void enqueue(Write write, Done done);
   void writer_main();
   void commit_batch(std::vector<Op>& batch, size_t begin, size_t end);
+  void settle(std::vector<Op>& batch, size_t begin, size_t end,
+              const std::vector<std::string>& errors);
   std::string apply(const Write& write);
   std::string apply_alone(const Write& write);
   std::string run_write(WriteStmt which);
   void rollback_if_open();
-  void report(const std::string& message);
 
   std::unique_ptr<Reader> acquire_reader() const;
   void release_reader(std::unique_ptr<Reader> reader) const;
@@ -223,30 +262,35 @@ class SqliteStore final : public Store {
 
   const std::string path_;
   const bool readonly_;
+  const uint64_t max_queued_bytes_;
   int version_ = 0;
 
   // The writer's connection: after construction only the writer thread touches it.
   DbPtr wdb_;
   StmtPtr wstmts_[kWriteStmtCount];
 
-  std::mutex mu_;  // guards the queue and the counters below
+  mutable std::mutex mu_;  // guards the queue, the counters and the accounting below
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
+  std::condition_variable space_cv_;  // the writer freed queue bytes
   std::vector<Op> queue_;
   uint64_t enqueued_ = 0;
-  uint64_t completed_ = 0;  // ops whose callbacks have run
+  uint64_t completed_ = 0;     // ops whose callbacks have run
+  uint64_t queued_bytes_ = 0;  // bytes of ops not yet committed (queued or in the writer's batch)
+  std::unordered_map<std::string, RunWriteStats> runs_;
+  std::string last_error_;
   bool stopping_ = false;
   std::thread writer_;
 
-  mutable std::mutex error_mu_;
-  std::string last_error_;
+  std::mutex listener_mu_;  // held while the listener runs, so replacing it waits for the call
+  FailureListener listener_;
 
   mutable std::mutex readers_mu_;
   mutable std::vector<std::unique_ptr<Reader>> idle_readers_;
 };
 
-SqliteStore::SqliteStore(const std::string& path, bool readonly)
-    : path_(path), readonly_(readonly) {
+SqliteStore::SqliteStore(const std::string& path, bool readonly, const StoreOptions& options)
+    : path_(path), readonly_(readonly), max_queued_bytes_(options.max_queued_bytes) {
   if (path.empty()) throw StoreError("store path is empty");
   if (path == ":memory:" || path.rfind("file:", 0) == 0) {
     // Readers use their own connections, which could not see a private in-memory database.
@@ -280,6 +324,13 @@ SqliteStore::SqliteStore(const std::string& path, bool readonly)
   }
   wdb_ = open_connection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   sqlite3* db = wdb_.get();
+  // SQLite quietly opens a file it cannot write read-only; every write would then fail. Say so
+  // now, before a run starts, instead of failing each run's first write.
+  if (sqlite3_db_readonly(db, "main") == 1) {
+    throw StoreError(path +
+                     ": the store is read-only (the file, its folder or the file system cannot "
+                     "be written); troupe needs to write its journal there");
+  }
   // Look before touching anything: a foreign or newer file must be left exactly as it was.
   store_schema::inspect(db, path);
   std::string mode = pragma(db, "PRAGMA journal_mode = WAL", path);
@@ -316,11 +367,27 @@ SqliteStore::~SqliteStore() {
 void SqliteStore::enqueue(Write write, Done done) {
   if (readonly_)
     throw StoreError(path_ + ": the store is open read-only; " + describe(write) + " refused");
+  const uint64_t bytes = write_bytes(write);
   bool was_empty;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    // Back-pressure: whoever writes faster than the disk waits for the writer to catch up,
+    // instead of growing the queue without bound. The writer thread itself (a callback that
+    // writes) never waits: it would wait for itself.
+    auto fits = [&] { return queued_bytes_ == 0 || queued_bytes_ + bytes <= max_queued_bytes_; };
+    if (!fits() && std::this_thread::get_id() != writer_.get_id()) space_cv_.wait(lock, fits);
     was_empty = queue_.empty();
-    queue_.push_back(Op{std::move(write), std::move(done)});
+    queued_bytes_ += bytes;
+    // A run's accounting starts with its create_run and ends with forget_run: a late write of
+    // a forgotten run (a cancelled call that completed anyway) does not bring it back.
+    auto it = std::holds_alternative<RunRecord>(write) ? runs_.try_emplace(run_of(write)).first
+                                                       : runs_.find(run_of(write));
+    if (it != runs_.end()) {
+      ++it->second.writes;
+      it->second.bytes += bytes;
+      it->second.queued_bytes += bytes;
+    }
+    queue_.push_back(Op{std::move(write), std::move(done), bytes});
     ++enqueued_;
   }
   // The writer sleeps only on an empty queue, so only the first op of a batch needs to wake it.
@@ -338,14 +405,29 @@ void SqliteStore::flush() {
 }
 
 std::string SqliteStore::last_error() const {
-  std::lock_guard lock(error_mu_);
+  std::lock_guard lock(mu_);
   return last_error_;
 }
 
-void SqliteStore::report(const std::string& message) {
-  log::error("store", message);
-  std::lock_guard lock(error_mu_);
-  last_error_ = message;
+uint64_t SqliteStore::queued_bytes() const {
+  std::lock_guard lock(mu_);
+  return queued_bytes_;
+}
+
+RunWriteStats SqliteStore::run_writes(const std::string& run_id) const {
+  std::lock_guard lock(mu_);
+  auto it = runs_.find(run_id);
+  return it == runs_.end() ? RunWriteStats{} : it->second;
+}
+
+void SqliteStore::forget_run(const std::string& run_id) {
+  std::lock_guard lock(mu_);
+  runs_.erase(run_id);
+}
+
+void SqliteStore::set_failure_listener(FailureListener listener) {
+  std::lock_guard lock(listener_mu_);
+  listener_ = std::move(listener);
 }
 
 void SqliteStore::writer_main() {
@@ -400,10 +482,50 @@ void SqliteStore::commit_batch(std::vector<Op>& batch, size_t begin, size_t end)
         errors[i - begin] = apply_alone(batch[i].write);
     }
   }
+  settle(batch, begin, end, errors);
+}
+
+// Charges failures to their runs and tells: the failure listener first (so that a run fails
+// before anything of it resumes), then each op's callback. Then frees the ops and their queue
+// bytes, which lets waiting producers go on.
+void SqliteStore::settle(std::vector<Op>& batch, size_t begin, size_t end,
+                         const std::vector<std::string>& errors) {
+  struct Failure {
+    std::string run_id;
+    std::string message;
+    bool first;  // the run's first failure, or a run without accounting: log it and tell
+  };
+  std::vector<Failure> failures;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = begin; i < end; ++i) {
+      const std::string& error = errors[i - begin];
+      if (error.empty()) continue;
+      const std::string& run_id = run_of(batch[i].write);
+      std::string message = path_ + ": " + describe(batch[i].write) + ": " + error;
+      auto it = runs_.find(run_id);
+      bool first = it == runs_.end() || it->second.failed == 0;
+      if (it != runs_.end() && it->second.failed++ == 0) it->second.error = message;
+      last_error_ = message;
+      failures.push_back({run_id, std::move(message), first});
+    }
+  }
+  for (const Failure& failure : failures) {
+    if (!failure.first) continue;
+    log::error("store", failure.message);
+    std::lock_guard lock(listener_mu_);
+    if (!listener_) continue;
+    try {
+      listener_(failure.run_id, failure.message);
+    } catch (const std::exception& e) {
+      log::error("store", std::string("the failure listener threw: ") + e.what());
+    } catch (...) {
+      log::error("store", "the failure listener threw");
+    }
+  }
 
   for (size_t i = begin; i < end; ++i) {
     const std::string& error = errors[i - begin];
-    if (!error.empty()) report(path_ + ": " + describe(batch[i].write) + ": " + error);
     if (!batch[i].done) continue;
     // A callback that throws must not take the writer thread (and every later write) down.
     try {
@@ -413,8 +535,25 @@ void SqliteStore::commit_batch(std::vector<Op>& batch, size_t begin, size_t end)
     } catch (...) {
       log::error("store", "on_durable callback threw");
     }
-    batch[i].done = nullptr;  // release what it captured now, not at the next batch
   }
+
+  // The ops' payloads and what their callbacks captured go now, not after the whole batch (and
+  // not under the lock: a destructor may do anything).
+  std::vector<std::pair<std::string, uint64_t>> freed;
+  freed.reserve(end - begin);
+  for (size_t i = begin; i < end; ++i) {
+    freed.emplace_back(run_of(batch[i].write), batch[i].bytes);
+    batch[i] = Op{};
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [run_id, bytes] : freed) {
+      queued_bytes_ -= bytes;
+      auto it = runs_.find(run_id);
+      if (it != runs_.end()) it->second.queued_bytes -= bytes;
+    }
+  }
+  space_cv_.notify_all();
 }
 
 std::string SqliteStore::apply_alone(const Write& write) {
@@ -641,12 +780,12 @@ std::vector<EventRecord> SqliteStore::get_events(const std::string& run_id, int6
 
 }  // namespace
 
-std::unique_ptr<Store> Store::open(const std::string& path) {
-  return std::make_unique<SqliteStore>(path, false);
+std::unique_ptr<Store> Store::open(const std::string& path, const StoreOptions& options) {
+  return std::make_unique<SqliteStore>(path, false, options);
 }
 
 std::unique_ptr<Store> Store::open_readonly(const std::string& path) {
-  return std::make_unique<SqliteStore>(path, true);
+  return std::make_unique<SqliteStore>(path, true, StoreOptions{});
 }
 
 }  // namespace troupe

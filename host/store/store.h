@@ -3,8 +3,12 @@
 // One Store per host process and database file. Writes are queued to one writer thread that
 // commits them in batches (group commit); a write's on_durable callback runs on that writer
 // thread right after the transaction holding it committed, so the runtime can resume a
-// coroutine only once its step is on disk. Reads use their own connections and never wait
-// for the writer (WAL mode), so they are safe from any thread, including other processes.
+// coroutine only once its step is on disk. The queue is bounded in bytes: a producer that
+// would pass the bound waits until the writer drained below it. A write that fails (disk full,
+// I/O error, read-only file) is counted against its run and reported to the failure listener,
+// so the runtime can fail that run; nothing committed earlier is affected. Reads use their own
+// connections and never wait for the writer (WAL mode), so they are safe from any thread,
+// including other processes.
 #pragma once
 
 #include <cstdint>
@@ -65,6 +69,23 @@ struct EventRecord {
   std::string data_json;  // JSON object
 };
 
+// How the writer's queue is bounded.
+struct StoreOptions {
+  // Most bytes of writes waiting for the writer (queued, or in the transaction being committed;
+  // a write costs the bytes of its fields plus a fixed overhead). A write that would pass it
+  // waits until the writer drained below it; a single write larger than the bound goes alone.
+  uint64_t max_queued_bytes = 64ull << 20;
+};
+
+// What one run's writes cost the store, counted from its create_run() until forget_run().
+struct RunWriteStats {
+  uint64_t writes = 0;        // writes queued for the run: committed, failed or still waiting
+  uint64_t bytes = 0;         // what they cost (as charged to the queue)
+  uint64_t queued_bytes = 0;  // of those, the bytes still waiting for their commit
+  uint64_t failed = 0;        // writes that could not be committed
+  std::string error;          // why the first of them failed: "<path>: <write>: <reason>"
+};
+
 struct RunFilter {
   int limit = 50;        // newest first
   std::string status;    // empty = any
@@ -75,8 +96,8 @@ class Store {
  public:
   // Opens (creating folders and the file as needed) and migrates the schema to the newest
   // version. Throws StoreError naming the path and the reason (not a database, newer
-  // schema than this build knows, unwritable, ...).
-  static std::unique_ptr<Store> open(const std::string& path);
+  // schema than this build knows, read-only, unwritable, ...).
+  static std::unique_ptr<Store> open(const std::string& path, const StoreOptions& options = {});
   // Opens an existing database for reading only; never migrates or writes. Throws when
   // the file is missing.
   static std::unique_ptr<Store> open_readonly(const std::string& path);
@@ -84,8 +105,10 @@ class Store {
   virtual ~Store() = default;  // flushes pending writes
 
   // --- writes: queued, batched, committed by the writer thread; callable from any thread.
+  // Each may wait while the queue is full (never on the writer thread itself).
   // on_durable (optional) runs on the writer thread after the commit; it receives false
-  // when the write failed (the error is also logged to stderr and kept in last_error()).
+  // when the write failed (the error is then in last_error() and in run_writes() of its run,
+  // the failure listener heard of it, and the first failure of each run is logged to stderr).
   using Done = std::function<void(bool ok)>;
   virtual void create_run(const RunRecord& run, Done on_durable = {}) = 0;
   virtual void finish_run(const std::string& run_id, const std::string& status,
@@ -100,7 +123,22 @@ class Store {
   virtual void append_event(const EventRecord& event, Done on_durable = {}) = 0;
   // Blocks until everything queued so far is committed.
   virtual void flush() = 0;
+  // The last write failure of any run, "" while none failed.
   virtual std::string last_error() const = 0;
+
+  // --- the write queue and its accounting; any thread.
+  // Bytes of writes not yet committed (at most the bound, or one write larger than it).
+  virtual uint64_t queued_bytes() const = 0;
+  // What the run's writes cost so far; zeros for a run not created in this process (or
+  // forgotten).
+  virtual RunWriteStats run_writes(const std::string& run_id) const = 0;
+  // Drops the run's accounting (its writes still queued are still written).
+  virtual void forget_run(const std::string& run_id) = 0;
+  // Called on the writer thread, before the write's on_durable, for the first failed write of
+  // each run (and for every failed write of a run without accounting). It must return quickly
+  // and must not call set_failure_listener(). Replacing it waits for a call in progress.
+  using FailureListener = std::function<void(const std::string& run_id, const std::string& error)>;
+  virtual void set_failure_listener(FailureListener listener) = 0;
 
   // --- reads: any thread; see committed data only.
   virtual std::vector<RunRecord> list_runs(const RunFilter& filter) const = 0;

@@ -610,6 +610,124 @@ TEST_F(StoreTest, DestructorCommitsPendingWritesAndRunsTheirCallbacks) {
   EXPECT_EQ(Store::open_readonly(path())->get_steps("r").size(), 1000u);
 }
 
+// ---- the write queue's bound and the per-run accounting
+
+// A step whose request is `size` bytes.
+StepRecord big_step(const std::string& run_id, int i, size_t size) {
+  StepRecord step = make_step(run_id, std::to_string(i));
+  step.request_json = std::string(size, 'x');
+  return step;
+}
+
+TEST_F(StoreTest, AFullQueueMakesTheProducerWaitForTheWriter) {
+  constexpr uint64_t kBound = 64 * 1024;
+  constexpr int kSteps = 200;  // 200 x 4 KiB: twelve times the bound
+  auto store = Store::open(path(), StoreOptions{kBound});
+
+  // Hold the writer inside a callback: nothing drains until the test says so.
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  store->create_run(make_run("r"), [&](bool) {
+    entered.set_value();
+    released.wait();
+  });
+  entered.get_future().wait();
+
+  std::atomic<int> queued{0};
+  std::thread producer([&] {
+    for (int i = 0; i < kSteps; ++i) {
+      store->record_step(big_step("r", i, 4096));
+      ++queued;
+    }
+  });
+  // Wait (bounded) until the queue cannot take one more step: the producer must be stuck there.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (store->queued_bytes() + 4096 <= kBound && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // room to overrun, if it could
+  EXPECT_LE(store->queued_bytes(), kBound);
+  EXPECT_LT(queued.load(), kSteps) << "the producer went on past the bound";
+  EXPECT_LE(store->run_writes("r").queued_bytes, kBound);
+
+  release.set_value();
+  producer.join();
+  store->flush();
+  EXPECT_EQ(queued.load(), kSteps);
+  EXPECT_EQ(store->get_steps("r").size(), static_cast<size_t>(kSteps));
+  EXPECT_EQ(store->queued_bytes(), 0u);
+  RunWriteStats stats = store->run_writes("r");
+  EXPECT_EQ(stats.writes, static_cast<uint64_t>(kSteps + 1));
+  EXPECT_GT(stats.bytes, static_cast<uint64_t>(kSteps) * 4096);
+  EXPECT_EQ(stats.queued_bytes, 0u);
+  EXPECT_EQ(stats.failed, 0u);
+  EXPECT_EQ(store->last_error(), "");
+}
+
+TEST_F(StoreTest, AWriteLargerThanTheBoundGoesAlone) {
+  auto store = Store::open(path(), StoreOptions{1024});
+  store->create_run(make_run("r"));
+  for (int i = 0; i < 3; ++i)
+    store->record_step(big_step("r", i, 64 * 1024));
+  store->flush();
+  EXPECT_EQ(store->get_steps("r").size(), 3u);
+  EXPECT_EQ(store->queued_bytes(), 0u);
+}
+
+TEST_F(StoreTest, CallbacksWriteEvenWhenTheQueueIsFull) {
+  // The writer thread never waits for queue space: it would wait for itself.
+  auto store = Store::open(path(), StoreOptions{1024});
+  std::promise<bool> chained;
+  store->create_run(make_run("r"), [&](bool) {
+    for (int i = 0; i < 10; ++i)
+      store->record_step(big_step("r", i, 4096));
+    store->append_event(make_event("r", "log"), [&](bool ok) { chained.set_value(ok); });
+  });
+  EXPECT_TRUE(chained.get_future().get());
+  EXPECT_EQ(store->get_steps("r").size(), 10u);
+}
+
+TEST_F(StoreTest, FailuresAreChargedToTheirRunAndTheListenerHearsTheFirstBeforeTheCallback) {
+  LogCapture logs;
+  auto store = Store::open(path());
+  std::mutex mu;
+  std::vector<std::string> heard;
+  store->set_failure_listener([&](const std::string& run_id, const std::string& error) {
+    std::lock_guard lock(mu);
+    heard.push_back(run_id + " | " + error);
+  });
+  bool heard_before_callback = false;
+  store->create_run(make_run("a"));
+  store->create_run(make_run("b"));
+  store->create_run(make_run("a"), [&](bool ok) {  // a duplicate: fails
+    std::lock_guard lock(mu);
+    heard_before_callback = !ok && heard.size() == 1;
+  });
+  store->create_run(make_run("a"));  // fails again: counted, not announced again
+  store->record_step(make_step("b", "1"));
+  store->flush();
+
+  EXPECT_TRUE(heard_before_callback);
+  ASSERT_EQ(heard.size(), 1u);
+  EXPECT_THAT(heard[0], HasSubstr("a | " + path() + ": create_run 'a': UNIQUE constraint failed"));
+  RunWriteStats a = store->run_writes("a");
+  EXPECT_EQ(a.writes, 3u);
+  EXPECT_EQ(a.failed, 2u);
+  EXPECT_THAT(a.error, HasSubstr("create_run 'a': UNIQUE constraint failed"));
+  RunWriteStats b = store->run_writes("b");
+  EXPECT_EQ(b.writes, 2u);
+  EXPECT_EQ(b.failed, 0u);
+  EXPECT_EQ(b.error, "");
+  EXPECT_EQ(logs.errors().size(), 1u) << "one line per failing run, not per failed write";
+
+  store->forget_run("a");
+  EXPECT_EQ(store->run_writes("a").writes, 0u);
+  store->record_step(make_step("a", "1"));  // a late write does not bring the run back
+  store->flush();
+  EXPECT_EQ(store->run_writes("a").writes, 0u);
+  store->set_failure_listener(nullptr);
+}
+
 // ---- read-only access
 
 TEST_F(StoreTest, ReadonlyStoreRejectsWritesAndNeverChangesTheFile) {
