@@ -29,6 +29,7 @@
 
 #include "api/host.h"
 #include "config/config.h"
+#include "config/input.h"
 #include "loop/event_loop.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -360,6 +361,12 @@ class NativeHost {
   std::shared_ptr<RunState> start(const std::string& source_path, const std::string& source,
                                   const std::string& chunk_name, const std::string& input_json) {
     Host& h = host();
+    {
+      // The CLI's checks for --input: too large, too deep, duplicate keys, numbers out of
+      // range are a ValueError here, before anything runs (docs/security.md, section 7).
+      py::gil_scoped_release nogil;
+      check_input_json(input_json, "input");
+    }
     RunSpec spec;
     spec.source_path = source_path;
     spec.source = source;
@@ -665,6 +672,8 @@ PYBIND11_MODULE(_troupe, m) {
       PyErr_SetString(config_error.ptr(), e.what());
     } catch (const troupe::StoreError& e) {
       PyErr_SetString(store_error.ptr(), e.what());
+    } catch (const troupe::InputError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const HostError& e) {
       PyErr_SetString(troupe_error.ptr(), e.what());
     }

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,8 @@
 #include "cli/commands.h"
 #include "cli/term.h"
 #include "config/config.h"
+#include "config/document.h"
+#include "runtime/json_lua.h"
 #include "store/store.h"
 
 namespace troupe::cli {
@@ -42,10 +45,19 @@ std::optional<RunRecord> find_run(const Store& store, const std::string& id) {
   }
 }
 
+// A stored value as JSON; as its text when it is not JSON or nests deeper than anything troupe
+// writes (a store written by another program: printing it must not recurse without bound).
 json parse_or_string(const std::string& text) {
   if (text.empty()) return nullptr;
-  json j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? json(text) : j;
+  DocumentLimits limits;
+  limits.max_depth = lua::kMaxJsonDepth + 1;  // a run's output may wrap a 200-level input
+  limits.max_values = SIZE_MAX;
+  limits.record_marks = false;
+  try {
+    return read_json_document(text, limits).value;
+  } catch (const DocumentError&) {
+    return text;
+  }
 }
 
 json run_json(const RunRecord& r) {

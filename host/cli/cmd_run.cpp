@@ -4,15 +4,14 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "api/host.h"
 #include "cli/commands.h"
 #include "cli/term.h"
 #include "config/config.h"
+#include "config/input.h"
 #include "loop/event_loop.h"
 #include "store/store.h"
 
@@ -31,32 +30,6 @@ void on_interrupt(int sig) {
     rt->interrupt(sig == SIGTERM ? "interrupted (SIGTERM)" : "interrupted by the user (SIGINT)");
   }
   g_interrupts.fetch_add(1);
-}
-
-bool read_input(const std::string& arg, std::string* out, std::string* error) {
-  std::string text = arg;
-  if (!arg.empty() && arg[0] == '@') {
-    std::ifstream in(arg.substr(1), std::ios::binary);
-    if (!in) {
-      *error = arg.substr(1) + ": cannot open the input file";
-      return false;
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    text = ss.str();
-  }
-  if (text.empty()) text = "{}";
-  json parsed = json::parse(text, nullptr, false);
-  if (parsed.is_discarded()) {
-    try {
-      parsed = json::parse(text);
-    } catch (const json::parse_error& e) {
-      *error = "--input is not valid JSON: " + std::string(e.what());
-    }
-    return false;
-  }
-  *out = parsed.dump();
-  return true;
 }
 
 // Live progress on stderr: one line when a step starts, one when it ends.
@@ -154,26 +127,17 @@ class Progress {
 int cmd_run(const Common& common, const RunArgs& args) {
   Style err_style = style_for(STDERR_FILENO);
   std::string input;
-  std::string error;
-  if (!read_input(args.input, &input, &error)) {
-    std::fprintf(stderr, "troupe: %s\n", error.c_str());
-    return kUsage;
-  }
   std::unique_ptr<Host> host;
   try {
+    // Everything the user handed over is checked before the store is opened or a run begins.
+    input = read_input_argument(args.input);
+    check_workflow_file(args.workflow);
     Config config = find_config(common.config_path);
     if (!common.store_path.empty()) config.store_path = common.store_path;
     host = std::make_unique<Host>(std::move(config));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "troupe: %s\n", e.what());
     return kUsage;
-  }
-  {
-    std::ifstream probe(args.workflow);
-    if (!probe) {
-      std::fprintf(stderr, "troupe: %s: cannot open the workflow script\n", args.workflow.c_str());
-      return kUsage;
-    }
   }
 
   bool live = !args.quiet && !common.json && is_terminal(STDERR_FILENO);

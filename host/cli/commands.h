@@ -9,7 +9,8 @@ namespace troupe::cli {
 enum Exit : int {
   kOk = 0,
   kRunFailed = 1,  // the workflow failed or was cancelled
-  kUsage = 2,      // bad arguments, config, input, unknown run
+  kUsage = 2,      // bad arguments, config, input, workflow file, unknown run
+  kInternal = 70,  // a bug: an unexpected error escaped a command (sysexits' EX_SOFTWARE)
   kInterrupted = 130,
 };
 

@@ -1,6 +1,7 @@
 // main.cpp: the troupe command line — parses arguments and dispatches to a subcommand.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <exception>
 
 #include "cli/commands.h"
 
@@ -58,15 +59,23 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kOk : kUsage;
   }
-  if (*run) return cmd_run(common, run_args);
-  if (*runs) return cmd_runs(common, list_args);
-  if (*show) return cmd_show(common, run_id);
-  if (*cancel) {
-    cancel_args.wait = !no_wait;
-    return cmd_cancel(common, cancel_args);
+  // Each command reports the errors it expects (usage, configuration, input: kUsage); anything
+  // else that escapes is a bug, reported as one instead of an abort.
+  try {
+    if (*run) return cmd_run(common, run_args);
+    if (*runs) return cmd_runs(common, list_args);
+    if (*show) return cmd_show(common, run_id);
+    if (*cancel) {
+      cancel_args.wait = !no_wait;
+      return cmd_cancel(common, cancel_args);
+    }
+    if (*events) return cmd_events(common, run_id, follow);
+    if (*plugins) return cmd_plugins(common);
+    if (*version) return cmd_version(common);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "troupe: internal error: %s
+", e.what());
+    return kInternal;
   }
-  if (*events) return cmd_events(common, run_id, follow);
-  if (*plugins) return cmd_plugins(common);
-  if (*version) return cmd_version(common);
   return kUsage;
 }

@@ -1,14 +1,14 @@
 // config.cpp: parsing and validating troupe.yaml / troupe.json.
 #include "config/config.h"
 
-#include <yaml-cpp/yaml.h>
-
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
+
+#include "config/bounded_read.h"
+#include "config/document.h"
 
 namespace troupe {
 namespace {
@@ -16,46 +16,23 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// YAML -> JSON, with plain scalars typed the way YAML 1.2's core schema types them.
-json yaml_to_json(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nullptr;
-    case YAML::NodeType::Sequence: {
-      json out = json::array();
-      for (const auto& item : node)
-        out.push_back(yaml_to_json(item));
-      return out;
-    }
-    case YAML::NodeType::Map: {
-      json out = json::object();
-      for (const auto& kv : node)
-        out[kv.first.as<std::string>()] = yaml_to_json(kv.second);
-      return out;
-    }
-    case YAML::NodeType::Scalar:
-      break;
-  }
-  const std::string& s = node.Scalar();
-  if (node.Tag() == "!") return s;  // quoted: always a string
-  if (s == "true" || s == "True" || s == "TRUE") return true;
-  if (s == "false" || s == "False" || s == "FALSE") return false;
-  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
-  char* end = nullptr;
-  long long i = std::strtoll(s.c_str(), &end, 10);
-  if (end && *end == '\0') return i;
-  double d = std::strtod(s.c_str(), &end);
-  if (end && *end == '\0') return d;
-  return s;
-}
+constexpr uint64_t kMaxMegabytes = 1u << 20;  // 1 TiB
+constexpr uint64_t kMaxCallTimeoutS = UINT32_MAX / 1000;
 
+// The largest configuration file read: a troupe.yaml is a few KB.
+constexpr uint64_t kMaxConfigBytes = 1u << 20;
+
+// Reads values out of the parsed document; every error names the file, the line and column
+// of the key (from the document's marks) and the key's path.
 class Reader {
  public:
-  explicit Reader(std::string file) : file_(std::move(file)) {}
+  Reader(std::string file, const std::map<std::string, TextMark>& marks)
+      : file_(std::move(file)), marks_(marks) {}
 
   [[noreturn]] void fail(const std::string& where, const std::string& what) const {
-    throw ConfigError(file_ + ": " + (where.empty() ? "" : where + ": ") + what);
+    auto it = marks_.find(where);
+    throw ConfigError(
+        format_error(file_, it == marks_.end() ? TextMark{} : it->second, where, what));
   }
 
   static const char* type_name(const json& v) {
@@ -93,12 +70,17 @@ class Reader {
     return v.get<std::string>();
   }
 
-  uint64_t positive(const json& v, const std::string& where) const {
+  // An integer in 1..max; a larger one is refused naming the limit, never wrapped.
+  uint64_t bounded(const json& v, const std::string& where, uint64_t max,
+                   const std::string& why) const {
     if (!v.is_number_integer()) {
       fail(where, std::string("expected a positive integer, got ") + type_name(v));
     }
-    if (v.get<int64_t>() <= 0) fail(where, "expected a positive integer, got " + v.dump());
-    return v.get<uint64_t>();
+    if (v.is_number_unsigned() ? v.get<uint64_t>() == 0 : v.get<int64_t>() <= 0)
+      fail(where, "expected a positive integer, got " + v.dump());
+    uint64_t n = v.get<uint64_t>();
+    if (n > max) fail(where, v.dump() + " is above the limit of " + std::to_string(max) + why);
+    return n;
   }
 
   const json& object(const json& v, const std::string& where) const {
@@ -110,6 +92,7 @@ class Reader {
 
  private:
   std::string file_;
+  const std::map<std::string, TextMark>& marks_;
 };
 
 std::string relative_to(const std::string& base_dir, const std::string& p) {
@@ -126,13 +109,19 @@ bool valid_provider_name(const std::string& name) {
   return true;
 }
 
-Config from_json(const json& doc, const std::string& file) {
-  Reader r(file);
+Config from_document(const Document& parsed, const std::string& file) {
+  const json& doc = parsed.value;
+  Reader r(file, parsed.marks);
   Config c;
   c.path = file;
   std::string dir = fs::path(file).parent_path().string();
-  if (doc.is_null()) return c;
-  r.object(doc, "");
+  if (doc.is_null()) {
+    r.fail("", "the file holds only null: write {} for a configuration that keeps every default");
+  }
+  if (!doc.is_object()) {
+    r.fail("", std::string("expected a mapping of settings at the top of the file, got ") +
+                   Reader::type_name(doc));
+  }
   r.check_keys(doc, "",
                {"store", "plugin_path", "providers", "fallback_provider", "default_model",
                 "durability", "limits", "http"});
@@ -174,25 +163,34 @@ Config from_json(const json& doc, const std::string& file) {
                   "max_unyielding_instructions", "max_steps", "max_events", "max_stored_mb",
                   "store_queue_mb"});
     auto& lim = c.runtime.limits;
-    if (l.contains("max_instructions"))
-      lim.max_instructions = r.positive(l["max_instructions"], "limits.max_instructions");
-    if (l.contains("max_memory_mb"))
-      lim.max_memory_bytes = r.positive(l["max_memory_mb"], "limits.max_memory_mb") << 20;
-    if (l.contains("call_timeout_s"))
-      lim.call_timeout_ms =
-          static_cast<uint32_t>(r.positive(l["call_timeout_s"], "limits.call_timeout_s") * 1000);
-    if (l.contains("slice_instructions"))
-      lim.slice_instructions = r.positive(l["slice_instructions"], "limits.slice_instructions");
-    if (l.contains("max_unyielding_instructions"))
-      lim.max_unyielding_instructions =
-          r.positive(l["max_unyielding_instructions"], "limits.max_unyielding_instructions");
-    if (l.contains("max_steps")) lim.max_steps = r.positive(l["max_steps"], "limits.max_steps");
-    if (l.contains("max_events")) lim.max_events = r.positive(l["max_events"], "limits.max_events");
-    if (l.contains("max_stored_mb"))
-      lim.max_stored_bytes = r.positive(l["max_stored_mb"], "limits.max_stored_mb") << 20;
-    if (l.contains("store_queue_mb"))
-      c.store_options.max_queued_bytes = r.positive(l["store_queue_mb"], "limits.store_queue_mb")
-                                         << 20;
+    // Counts (instructions, steps, events) up to 2^63-1; sizes in MB up to 1 TiB (a bigger
+    // one is likely in bytes by mistake, and shifted into bytes it would wrap); the call
+    // timeout up to what 32-bit milliseconds hold. Nothing is wrapped or clamped silently.
+    auto count = [&](const char* key, uint64_t* out) {
+      if (l.contains(key))
+        *out = r.bounded(l[key], std::string("limits.") + key, INT64_MAX, " (2^63-1)");
+    };
+    auto megabytes = [&](const char* key, uint64_t* out) {
+      if (l.contains(key)) {
+        *out = r.bounded(l[key], std::string("limits.") + key, kMaxMegabytes,
+                         " (1 TiB; is it in bytes instead of MB?)")
+               << 20;
+      }
+    };
+    count("max_instructions", &lim.max_instructions);
+    count("slice_instructions", &lim.slice_instructions);
+    count("max_unyielding_instructions", &lim.max_unyielding_instructions);
+    count("max_steps", &lim.max_steps);
+    count("max_events", &lim.max_events);
+    megabytes("max_memory_mb", &lim.max_memory_bytes);
+    megabytes("max_stored_mb", &lim.max_stored_bytes);
+    megabytes("store_queue_mb", &c.store_options.max_queued_bytes);
+    if (l.contains("call_timeout_s")) {
+      lim.call_timeout_ms = static_cast<uint32_t>(
+          r.bounded(l["call_timeout_s"], "limits.call_timeout_s", kMaxCallTimeoutS,
+                    " (about 49 days: the timeout is kept as 32-bit milliseconds)") *
+          1000);
+    }
   }
   if (doc.contains("http")) {
     const json& h = r.object(doc["http"], "http");
@@ -271,28 +269,23 @@ Config default_config() {
 }
 
 Config load_config(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw ConfigError(path + ": cannot open the configuration file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  json doc;
-  std::string ext = fs::path(path).extension().string();
-  if (ext == ".json") {
-    try {
-      doc = json::parse(text);
-    } catch (const json::parse_error& e) {
-      throw ConfigError(path + ": not valid JSON: " + e.what());
-    }
-  } else {
-    try {
-      doc = yaml_to_json(YAML::Load(text));
-    } catch (const YAML::Exception& e) {
-      throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                        std::to_string(e.mark.column + 1) + ": not valid YAML: " + e.msg);
-    }
+  std::string text, error;
+  if (!read_bounded(path, kMaxConfigBytes, FileKind::regular, "a configuration file", &text,
+                    &error)) {
+    throw ConfigError(error);
   }
-  return from_json(doc, path);
+  DocumentLimits limits;  // 64 levels, 100,000 values: far beyond any real configuration
+  Document doc;
+  try {
+    if (fs::path(path).extension() == ".json") {
+      doc = read_json_document(text, limits);
+    } else {
+      doc = read_yaml_document(text, limits);
+    }
+  } catch (const DocumentError& e) {
+    throw ConfigError(format_error(path, e.mark, e.path, e.what_text));
+  }
+  return from_document(doc, path);
 }
 
 namespace {

@@ -11,6 +11,10 @@
 // port ("127.0.0.1:8080", "[::1]:8080"). `deny` refuses what it matches; a non-empty `allow`
 // refuses everything it does not match. Link-local addresses and the cloud metadata services
 // are always denied; loopback is allowed unless denied here (loop/http_policy.h, decision 0010).
+// Reading is strict (docs/decisions/0012-strict-config-and-input.md): a regular file of at
+// most 1 MiB; duplicate and unknown keys, values of the wrong type and numbers past a limit
+// are errors naming the file, line, column and key; YAML aliases are expanded with a budget
+// and may not refer to themselves.
 #pragma once
 
 #include <map>
@@ -23,7 +27,8 @@
 
 namespace troupe {
 
-// Says what is wrong and where: "<file>: providers.openai.plugin: expected a string".
+// Says what is wrong and where: "<file>:<line>:<col>: providers.openai.plugin: expected a
+// string".
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -50,7 +55,8 @@ struct Config {
 // The configuration with nothing configured: every provider name served by the mock plugin.
 Config default_config();
 
-// Parses a file (YAML or JSON by extension; YAML accepts JSON too). Throws ConfigError.
+// Parses a file (JSON when it ends in .json, else YAML, which accepts JSON too). An empty file
+// is an error (`{}` keeps every default). Throws ConfigError.
 Config load_config(const std::string& path);
 
 // Without a configuration file, real vendors are used for the keys the environment holds:

@@ -46,7 +46,7 @@ class LuaSax : public nlohmann::json_sax<nlohmann::json> {
   }
   bool binary(binary_t&) override { return false; }
   bool start_object(std::size_t) override {
-    if (!lua_checkstack(L_, 4)) return false;
+    if (too_deep() || !lua_checkstack(L_, 4)) return false;
     lua_createtable(L_, 0, 4);
     stack_.push_back({false, 0});
     return true;
@@ -60,7 +60,7 @@ class LuaSax : public nlohmann::json_sax<nlohmann::json> {
     return store();
   }
   bool start_array(std::size_t) override {
-    if (!lua_checkstack(L_, 4)) return false;
+    if (too_deep() || !lua_checkstack(L_, 4)) return false;
     lua_createtable(L_, 4, 0);
     push_array_mt(L_);
     lua_setmetatable(L_, -2);
@@ -85,6 +85,11 @@ class LuaSax : public nlohmann::json_sax<nlohmann::json> {
     bool array;
     lua_Integer next;
   };
+  bool too_deep() {
+    if (stack_.size() < static_cast<size_t>(kMaxJsonDepth)) return false;
+    error_ = "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+    return true;
+  }
   // Moves the value on top into the enclosing container (if any).
   bool store() {
     if (stack_.empty()) return true;

@@ -15,6 +15,10 @@ struct lua_State;
 
 namespace troupe::lua {
 
+// The deepest nesting of arrays and objects push_json() accepts: a deeper input is refused
+// before it costs a Lua stack slot per level (the host's input check uses the same limit).
+inline constexpr int kMaxJsonDepth = 200;
+
 // Parses json and pushes the value. On a parse error pushes nothing and returns false with
 // *error set to a message with the byte offset.
 bool push_json(lua_State* L, std::string_view json, std::string* error);
