@@ -103,7 +103,8 @@ std::shared_ptr<Task> Core::shared(Task* t) {
 
 void Core::emit(Run& run, const char* type, const std::string& step_key, std::string data_json,
                 bool persistent) {
-  RunEvent ev{run.id, type, step_key, std::move(data_json), unix_ms()};
+  // Every event leaves here (listeners, the store): redacted once, as dumped (decision 0013).
+  RunEvent ev{run.id, type, step_key, log::redact(data_json), unix_ms()};
   if (persistent && store) store->append_event({0, run.id, ev.ts_ms, type, step_key, ev.data_json});
   if (listener) listener(ev);
 }
@@ -114,7 +115,7 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
   run->id = make_run_id();
   run->created_ms = unix_ms();
   run->on_done = std::move(on_done);
-  run->input_json = spec.input_json.empty() ? "{}" : spec.input_json;
+  run->input_json = spec.input_json.empty() ? "{}" : log::redact(spec.input_json);
   run->durability = options.durability;
   if (!spec.source_path.empty()) {
     std::error_code ec;
@@ -554,8 +555,9 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   std::shared_ptr<Run> keep = runs.at(run.id);
   if (run.root) cancel_task(*run.root);
   std::string clean_error = log::redact(error);
+  std::string clean_output = log::redact(output_json);
   int64_t now = unix_ms();
-  if (store) store->finish_run(run.id, status, output_json, clean_error, now);
+  if (store) store->finish_run(run.id, status, clean_output, clean_error, now);
   nlohmann::json data = {{"status", status},
                          {"workflow", run.workflow},
                          {"steps", run.steps},
@@ -568,7 +570,7 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   luaL_unref(L, LUA_REGISTRYINDEX, run.chunk_ref);
   run.env_ref = run.chunk_ref = LUA_NOREF;
   memory.close_slot(run.mem_slot);
-  RunOutcome outcome{run.id, run.workflow, status, output_json, clean_error};
+  RunOutcome outcome{run.id, run.workflow, status, clean_output, clean_error};
   auto on_done = std::move(run.on_done);
   runs.erase(run.id);
   if (on_done) on_done(outcome);
