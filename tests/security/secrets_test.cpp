@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -103,12 +104,18 @@ TEST(Secrets, APieceOfAKeyLeftByATruncationIsRedacted) {
 TEST(Secrets, AKeySplitAcrossStreamPiecesAtAnyByteIsRedacted) {
   log::add_secret(kKey);
   const std::string text = "Your key is " + kKey + ", keep it. Ünïcödé stays whole.";
+  const std::string run = std::string(1100, 'x');  // no space for more than 1 KiB before the key
   for (size_t cut = 0; cut <= text.size(); ++cut) {
     log::StreamRedactor r;
     std::string out = r.feed(text.substr(0, cut));
     out += r.feed(text.substr(cut));
     out += r.finish();
     EXPECT_EQ(out, "Your key is [REDACTED], keep it. Ünïcödé stays whole.") << cut;
+    const std::string glued = run + text.substr(12);
+    size_t at = std::min(run.size() + cut, glued.size());
+    log::StreamRedactor g;
+    out = g.feed(glued.substr(0, at)) + g.feed(glued.substr(at)) + g.finish();
+    EXPECT_EQ(out, run + "[REDACTED], keep it. Ünïcödé stays whole.") << cut;
   }
   log::StreamRedactor bytes;  // one byte per piece: what comes out is whole code points
   std::string out;
