@@ -79,6 +79,7 @@ class StreamRedactor {
   std::string take(size_t n);  // hands out held_[0, n), redacted
 
   std::shared_ptr<const SecretMatcher> matcher_;
+  uint64_t version_ = 0;  // of the secrets matcher_ was built from
   uint32_t state_ = 0;
   std::string held_;                              // bytes not handed out yet
   std::vector<std::pair<size_t, size_t>> cover_;  // [begin, end) of held_ that are secrets

@@ -8,6 +8,7 @@
 // "[REDACTED]".
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <mutex>
 
 #include "core/log.h"
@@ -16,12 +17,13 @@ namespace troupe::log {
 
 // Aho-Corasick over the patterns, compiled to a DFA over byte classes: each byte that occurs in
 // some pattern has a class of its own; all other bytes share class 0, which leads to the root.
+// A state's row has a power-of-two width, so a step is a shift, an or and one load.
 class SecretMatcher {
  public:
   explicit SecretMatcher(const std::vector<std::string>& patterns);
 
   uint32_t step(uint32_t state, unsigned char byte) const {
-    return next_[state * classes_ + class_of_[byte]];
+    return next_[(state << shift_) | class_of_[byte]];
   }
   // The length of the longest pattern that ends in this state; 0 when none does.
   uint32_t match(uint32_t state) const { return match_[state]; }
@@ -30,7 +32,8 @@ class SecretMatcher {
 
  private:
   std::array<uint32_t, 256> class_of_{};
-  uint32_t classes_ = 1;
+  uint32_t classes_ = 1;  // 1 << shift_ (some unused)
+  uint32_t shift_ = 0;
   std::vector<uint32_t> next_;  // state * classes_ + class -> state
   std::vector<uint32_t> match_;
   std::vector<uint32_t> depth_;
@@ -40,6 +43,9 @@ SecretMatcher::SecretMatcher(const std::vector<std::string>& patterns) {
   for (const auto& p : patterns)
     for (unsigned char c : p)
       if (class_of_[c] == 0) class_of_[c] = classes_++;
+  while ((1u << shift_) < classes_)
+    ++shift_;
+  classes_ = 1u << shift_;
   // The trie: next_ holds the children (0: none; the root is nobody's child).
   next_.assign(classes_, 0);
   match_.assign(1, 0);
@@ -88,6 +94,7 @@ constexpr std::string_view kMark = "[REDACTED]";
 std::mutex g_mutex;
 std::vector<std::string> g_secrets;
 std::shared_ptr<const SecretMatcher> g_matcher;
+std::atomic<uint64_t> g_version{0};  // how many times g_matcher changed
 
 std::shared_ptr<const SecretMatcher> current_matcher() {
   std::lock_guard lock(g_mutex);
@@ -265,6 +272,7 @@ void add_secret(std::string_view value) {
     if (s == value) return;
   g_secrets.emplace_back(value);
   g_matcher = std::make_shared<const SecretMatcher>(patterns_of(g_secrets));
+  g_version.fetch_add(1);
 }
 
 std::string redact(std::string_view text) {
@@ -300,10 +308,11 @@ StreamRedactor::StreamRedactor(StreamRedactor&&) noexcept = default;
 StreamRedactor& StreamRedactor::operator=(StreamRedactor&&) noexcept = default;
 
 std::string StreamRedactor::feed(std::string_view piece) {
-  std::shared_ptr<const SecretMatcher> m = current_matcher();
   size_t from = held_.size();
-  if (m != matcher_) {  // a secret was added: read what is held again with the new automaton
-    matcher_ = std::move(m);
+  if (uint64_t version = g_version.load(); version != version_) {
+    // A secret was added: read what is held again with the new automaton.
+    matcher_ = current_matcher();
+    version_ = version;
     state_ = 0;
     from = 0;
     cover_.clear();

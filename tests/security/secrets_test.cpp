@@ -114,7 +114,9 @@ TEST(Secrets, AKeySplitAcrossStreamPiecesAtAnyByteIsRedacted) {
     const std::string glued = run + text.substr(12);
     size_t at = std::min(run.size() + cut, glued.size());
     log::StreamRedactor g;
-    out = g.feed(glued.substr(0, at)) + g.feed(glued.substr(at)) + g.finish();
+    out = g.feed(glued.substr(0, at));
+    out += g.feed(glued.substr(at));
+    out += g.finish();
     EXPECT_EQ(out, run + "[REDACTED], keep it. Ünïcödé stays whole.") << cut;
   }
   log::StreamRedactor bytes;  // one byte per piece: what comes out is whole code points
