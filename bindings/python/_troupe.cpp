@@ -30,6 +30,7 @@
 #include "api/host.h"
 #include "config/config.h"
 #include "config/input.h"
+#include "core/log.h"
 #include "loop/event_loop.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -665,17 +666,42 @@ PYBIND11_MODULE(_troupe, m) {
   static py::exception<HostError> troupe_error(m, "TroupeError");
   static py::exception<troupe::ConfigError> config_error(m, "ConfigError", troupe_error.ptr());
   static py::exception<troupe::StoreError> store_error(m, "StoreError", troupe_error.ptr());
+  // Every C++ exception becomes a Python one here, its message redacted (decision 0013);
+  // Python's own exceptions (error_already_set) and pybind11's pass through unchanged.
   py::register_exception_translator([](std::exception_ptr p) {
+    auto raise = [](PyObject* type, const char* what) {
+      PyErr_SetString(type, troupe::log::redact(what).c_str());
+    };
     try {
       if (p) std::rethrow_exception(p);
     } catch (const troupe::ConfigError& e) {
-      PyErr_SetString(config_error.ptr(), e.what());
+      raise(config_error.ptr(), e.what());
     } catch (const troupe::StoreError& e) {
-      PyErr_SetString(store_error.ptr(), e.what());
+      raise(store_error.ptr(), e.what());
     } catch (const troupe::InputError& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      raise(PyExc_ValueError, e.what());
     } catch (const HostError& e) {
-      PyErr_SetString(troupe_error.ptr(), e.what());
+      raise(troupe_error.ptr(), e.what());
+    } catch (const py::error_already_set&) {
+      throw;
+    } catch (const py::builtin_exception&) {
+      throw;
+    } catch (const std::out_of_range& e) {  // the types pybind11 would pick, from here on
+      raise(PyExc_IndexError, e.what());
+    } catch (const std::overflow_error& e) {
+      raise(PyExc_OverflowError, e.what());
+    } catch (const std::invalid_argument& e) {
+      raise(PyExc_ValueError, e.what());
+    } catch (const std::domain_error& e) {
+      raise(PyExc_ValueError, e.what());
+    } catch (const std::length_error& e) {
+      raise(PyExc_ValueError, e.what());
+    } catch (const std::range_error& e) {
+      raise(PyExc_ValueError, e.what());
+    } catch (const std::bad_alloc&) {
+      PyErr_SetString(PyExc_MemoryError, "out of memory");
+    } catch (const std::exception& e) {
+      raise(PyExc_RuntimeError, e.what());
     }
   });
 

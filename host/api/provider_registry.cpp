@@ -9,7 +9,13 @@ namespace troupe {
 
 ProviderRegistry::ProviderRegistry(EventLoop& loop, const Config& config,
                                    std::vector<std::string> search_path)
-    : loop_(loop), config_(config), search_path_(std::move(search_path)) {}
+    : loop_(loop), config_(config), search_path_(std::move(search_path)) {
+  // Every configured key is a secret from the start, not only once its provider is first used:
+  // a run that never calls that provider must not be able to print it either (decision 0013).
+  for (const auto& [name, pc] : config_.providers)
+    for (const auto& [secret, env] : pc.secret_env)
+      if (const char* value = std::getenv(env.c_str()); value != nullptr) log::add_secret(value);
+}
 
 ProviderRegistry::~ProviderRegistry() = default;
 

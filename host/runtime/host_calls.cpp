@@ -124,12 +124,15 @@ ChatCall prepare_chat(lua_State* L, Core* core, Task* t) {
   c.step.kind = "chat";
   c.step.agent = agent;
   c.step.model = model;
-  c.step.request_json = log::redact(c.body);
+  c.step.request_json = c.body;  // the store's writer redacts every row it writes
   c.step.started_ms = unix_ms();
   core->emit(run, "step.started", c.key,
              nlohmann::json{{"kind", "chat"}, {"agent", agent}, {"model", model}}.dump());
   return c;
 }
+
+// The longest provider error message kept (start and end, see log::redact_cut).
+constexpr size_t kMaxErrorBytes = 1024;
 
 bool settle_chat(StepRecord* step, CallResult* result, uint64_t t0, std::string* error_text) {
   step->finished_ms = unix_ms();
@@ -149,11 +152,16 @@ bool settle_chat(StepRecord* step, CallResult* result, uint64_t t0, std::string*
       step->output_tokens = usage.value("output_tokens", int64_t{0});
     }
     step->status = "succeeded";
-    // A plugin that echoes a key must not get it into the journal or the workflow.
+    // A plugin that echoes a key must not get it into the journal or the workflow. \u escapes
+    // could spell a key in a form the redactor does not know: such JSON is rewritten first.
+    if (result->result_json.find("\\u") != std::string::npos)
+      result->result_json = response.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     result->result_json = log::redact(result->result_json);
     step->response_json = result->result_json;
     return true;
   }
+  // Plugins hand over vendor messages whole; the host cuts them, after redacting (0013).
+  result->error = log::redact_cut(result->error, kMaxErrorBytes);
   const char* name = sdk::status_name(result->status);
   *error_text = "agent '" + step->agent + "' (" + step->model + ") step " + step->step_key + ": " +
                 name + ": " + result->error;

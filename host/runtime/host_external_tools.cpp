@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/log.h"
 #include "loop/event_loop.h"
 #include "runtime/host_call_util.h"
 #include "runtime/json_lua.h"
@@ -118,7 +119,8 @@ int call(lua_State* L, const std::string& name) {
   ExternalTool::Done done = [core, loop, weak, token, abandoned, once](bool ok,
                                                                        const std::string& text) {
     if (once->exchange(true)) return;  // exactly once, whatever the embedder does
-    loop->post([core, weak, token, abandoned, ok, text] {
+    // The embedder's text reaches the workflow: redacted like every other way in (0013).
+    loop->post([core, weak, token, abandoned, ok, text = log::redact(text)] {
       if (token.expired() || abandoned->load()) return;
       auto task = weak.lock();
       if (!task) return;

@@ -224,6 +224,10 @@ int host_http(lua_State* L) {
           {"status", ex->status}, {"bytes", ex->body.size()}, {"url", ex->options.request.url}};
       if (!ex->hops.empty()) record["redirected_from"] = ex->hops;
       step.response_json = record.dump();
+      // What reaches the workflow is redacted like every other way in (decision 0013).
+      ex->body = log::redact(ex->body);
+      for (auto& header : ex->headers)
+        header.second = log::redact(header.second);
       push = [ex](lua_State* co) {
         lua_pushboolean(co, 1);
         lua_createtable(co, 0, 4);

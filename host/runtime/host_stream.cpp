@@ -8,7 +8,15 @@
 // handle's __close (the generic for's closing value) and __gc cancel a call still running, so
 // breaking out of the loop stops the provider's HTTP transfer; the step is then recorded as
 // cancelled.
+//
+// Secrets: every piece of text is redacted on its way in by a StreamRedactor of its own field
+// (the text, the reasoning, each tool call's arguments), so a key split across deltas is still
+// caught; what a redactor holds back (the start of what may be a key) is handed out with the
+// field's next piece or at the end, possibly after events of other fields. A tool call's id and
+// name are whole values on its first delta (stream_event.schema.json): the first piece of each
+// is handed out, redacted, and later pieces are dropped, as the provider kit assembles them.
 #include <deque>
+#include <map>
 #include <memory>
 #include <new>
 #include <nlohmann/json.hpp>
@@ -44,12 +52,15 @@ struct StreamState {
   std::string key;
   std::deque<Delta> pending;
   uint64_t pending_bytes = 0;  // charged to the run (Core::charge_host_bytes) while queued
-  // Text not handed out yet (see ready_length); of kind held_type.
-  std::string held;
-  troupe_event_type_t held_type = TROUPE_EVENT_TEXT_DELTA;
-  bool completed = false;  // the provider call ended, whatever its status
-  bool recorded = false;   // ... and its step is journaled: the end may be handed out
-  bool ended = false;      // the end was handed out (or the reader closed the stream)
+  log::StreamRedactor text, reasoning;
+  struct ToolPieces {
+    bool has_id = false, has_name = false;
+    log::StreamRedactor arguments;
+  };
+  std::map<int32_t, ToolPieces> tools;  // by tool call index
+  bool completed = false;               // the provider call ended, whatever its status
+  bool recorded = false;                // ... and its step is journaled: the end may be handed out
+  bool ended = false;                   // the end was handed out (or the reader closed the stream)
   bool ok = false;
   CallResult result;           // once completed; result_json redacted
   std::string error_text;      // the one-line error for Lua when !ok
@@ -86,22 +97,10 @@ struct StreamBox {
   std::shared_ptr<StreamState> state;
 };
 
-// Secrets (API keys) are runs of printable ASCII without spaces. A delta may end inside one,
-// and redacting each delta alone would miss a key split across two; so text is handed out up
-// to the last point that cannot be inside such a run (after a space or a non-ASCII character)
-// and the rest waits for the next delta. A run longer than 1 KiB goes out anyway.
-size_t ready_length(const std::string& text) {
-  auto in_run = [](unsigned char c) { return c > 0x20 && c < 0x7f; };
-  for (size_t p = text.size(); p > 0; --p) {
-    bool boundary = p == text.size() || (static_cast<unsigned char>(text[p]) & 0xC0) != 0x80;
-    if (boundary && !in_run(static_cast<unsigned char>(text[p - 1]))) return p;
-  }
-  return text.size() >= 1024 ? text.size() : 0;
-}
-
+// Queues a piece of text or reasoning already redacted.
 void emit_text(StreamState& s, troupe_event_type_t type, std::string text) {
   if (text.empty()) return;
-  Delta d{type, 0, log::redact(text), {}, {}};
+  Delta d{type, 0, std::move(text), {}, {}};
   if (type == TROUPE_EVENT_TEXT_DELTA) {
     auto it = s.core->runs.find(s.run_id);
     if (it != s.core->runs.end()) {
@@ -114,9 +113,29 @@ void emit_text(StreamState& s, troupe_event_type_t type, std::string text) {
   queue(s, std::move(d));
 }
 
+// A tool call delta: the first id and name of the index, the arguments through its redactor.
+void emit_tool_piece(StreamState& s, const StreamEvent& ev) {
+  StreamState::ToolPieces& tool = s.tools[ev.index];
+  Delta d{ev.type, ev.index, tool.arguments.feed(ev.text), {}, {}};
+  if (!tool.has_id && !ev.tool_id.empty()) {
+    tool.has_id = true;
+    d.id = log::redact(ev.tool_id);
+  }
+  if (!tool.has_name && !ev.tool_name.empty()) {
+    tool.has_name = true;
+    d.name = log::redact(ev.tool_name);
+  }
+  if (!d.text.empty() || !d.id.empty() || !d.name.empty()) queue(s, std::move(d));
+}
+
+// The end of the stream: what the redactors still hold.
 void flush_held(StreamState& s) {
-  emit_text(s, s.held_type, std::move(s.held));
-  s.held.clear();
+  emit_text(s, TROUPE_EVENT_REASONING_DELTA, s.reasoning.finish());
+  emit_text(s, TROUPE_EVENT_TEXT_DELTA, s.text.finish());
+  for (auto& [index, tool] : s.tools) {
+    std::string rest = tool.arguments.finish();
+    if (!rest.empty()) queue(s, Delta{TROUPE_EVENT_TOOL_CALL_DELTA, index, rest, {}, {}});
+  }
 }
 
 bool has_next(const StreamState& s) {
@@ -213,7 +232,6 @@ int stream_close(lua_State* L) {
   StreamState& s = check_stream(L, 1);
   s.ended = true;
   drop_pending(s);
-  s.held.clear();
   cancel_call(s);
   return 0;
 }
@@ -259,18 +277,10 @@ int host_stream(lua_State* L) {
       return;  // the plugin's USAGE events: the end carries the complete usage instead
     }
     if (ev.type == TROUPE_EVENT_TOOL_CALL_DELTA) {
-      flush_held(*s);  // keeps the order of the events
-      queue(*s, Delta{ev.type, ev.index, log::redact(ev.text), ev.tool_id, ev.tool_name});
-      wake(s);
-      return;
-    }
-    if (ev.type != s->held_type) flush_held(*s);
-    s->held_type = ev.type;
-    s->held += ev.text;
-    size_t n = ready_length(s->held);
-    if (n > 0) {
-      emit_text(*s, ev.type, s->held.substr(0, n));
-      s->held.erase(0, n);
+      emit_tool_piece(*s, ev);
+    } else {
+      auto& redactor = ev.type == TROUPE_EVENT_TEXT_DELTA ? s->text : s->reasoning;
+      emit_text(*s, ev.type, redactor.feed(ev.text));
     }
     wake(s);
   };

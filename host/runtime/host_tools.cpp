@@ -106,8 +106,7 @@ int host_tool_step(lua_State* L) {
   step.agent = tool;  // the tool's name shows where model calls show the agent's
   nlohmann::json request = {{"agent", agent}, {"tool", tool}, {"arguments", arguments}};
   if (!call_id.empty()) request["id"] = call_id;
-  step.request_json =
-      log::redact(request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  step.request_json = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   step.started_ms = unix_ms();
   core->emit(
       run, "step.started", step.step_key,

@@ -184,7 +184,8 @@ void Core::emit(Run& run, const char* type, const std::string& step_key, std::st
                 bool persistent) {
   // Once a limit stopped the run, what it still causes is not stored (run.finished is).
   if (persistent && !charge_store(run, false, data_json.size() + step_key.size())) return;
-  RunEvent ev{run.id, type, step_key, std::move(data_json), unix_ms()};
+  // Every event leaves here (listeners, the store): redacted once, as dumped (decision 0013).
+  RunEvent ev{run.id, type, step_key, log::redact(data_json), unix_ms()};
   if (persistent && store) store->append_event({0, run.id, ev.ts_ms, type, step_key, ev.data_json});
   if (listener) listener(ev);
 }
@@ -238,7 +239,7 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
   run->created_ms = unix_ms();
   run->started_ns = EventLoop::now_ns();
   run->on_done = std::move(on_done);
-  run->input_json = spec.input_json.empty() ? "{}" : spec.input_json;
+  run->input_json = spec.input_json.empty() ? "{}" : log::redact(spec.input_json);
   run->durability = options.durability;
   if (!spec.source_path.empty()) {
     std::error_code ec;
@@ -796,6 +797,7 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   std::shared_ptr<Run> keep = runs.at(run.id);
   if (run.root) cancel_task(*run.root);
   std::string clean_error = log::redact(error);
+  std::string clean_output = log::redact(output_json);
   // The wall-clock end is the start plus the time measured on the monotonic clock: a clock
   // jump during the run cannot make its duration negative.
   int64_t finished_ms =
@@ -805,7 +807,7 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   run.env_ref = run.chunk_ref = LUA_NOREF;
   memory.close_slot(run.mem_slot);
   const std::string id = run.id;
-  ending_[id] = Ending{keep, {id, run.workflow, status, output_json, clean_error}, finished_ms};
+  ending_[id] = Ending{keep, {id, run.workflow, status, clean_output, clean_error}, finished_ms};
   runs.erase(id);
   set_live(id, false);
   if (store == nullptr) {
@@ -816,7 +818,7 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   // settled by then too): a run whose record is lost must not be reported as recorded.
   std::weak_ptr<bool> token = alive;
   EventLoop* lp = &loop;
-  store->finish_run(id, status, output_json, clean_error, finished_ms, [this, lp, token, id](bool) {
+  store->finish_run(id, status, clean_output, clean_error, finished_ms, [this, lp, token, id](bool) {
     lp->post([this, token, id] {
       if (!token.expired()) settle_run(id);
     });

@@ -210,6 +210,28 @@ RunRecord read_run(sqlite3_stmt* stmt) {
   return run;
 }
 
+// Redacts every text of a write (decision 0013): whatever a caller forgot, no registered
+// secret reaches the file. On the writer thread, off the event loop.
+void redact_write(Write& write) {
+  auto clean = [](std::string& text) { text = log::redact(text); };
+  if (auto* run = std::get_if<RunRecord>(&write)) {
+    for (std::string* t :
+         {&run->workflow, &run->source, &run->input_json, &run->output_json, &run->error})
+      clean(*t);
+  } else if (auto* fin = std::get_if<FinishRun>(&write)) {
+    clean(fin->output_json);
+    clean(fin->error);
+  } else if (auto* name = std::get_if<NameRun>(&write)) {
+    clean(name->workflow);
+  } else if (auto* step = std::get_if<StepRecord>(&write)) {
+    for (std::string* t :
+         {&step->agent, &step->model, &step->request_json, &step->response_json, &step->error})
+      clean(*t);
+  } else {
+    clean(std::get<EventRecord>(write).data_json);
+  }
+}
+
 // Describes an op for error messages; no payloads, which could hold user data.
 std::string describe(const Write& write) {
   if (auto* run = std::get_if<RunRecord>(&write)) return "create_run '" + run->id + "'";
@@ -466,6 +488,8 @@ void SqliteStore::writer_main() {
       if (queue_.empty()) return;  // stopping, and everything is written
       batch.swap(queue_);          // take all queued ops; the queue keeps the old capacity
     }
+    for (Op& op : batch)
+      redact_write(op.write);
     for (size_t begin = 0; begin < batch.size(); begin += kMaxBatch) {
       const size_t end = std::min(batch.size(), begin + kMaxBatch);
       commit_batch(batch, begin, end);

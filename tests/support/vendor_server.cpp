@@ -681,6 +681,7 @@ struct Material {
   bool include_usage = false;
   bool terminate = true;  // send the vendor's end marker
   std::string request_id;
+  std::vector<ojson> openai_deltas;  // FakeReply::openai_deltas
 };
 
 // What a handler writes: a status, headers, and the body as events (a stream) or one piece.
@@ -813,11 +814,13 @@ Rendered render_openai(const Material& m, bool stream) {
     r.events.push_back("data: " + c.dump() + "\n\n");
   };
   chunk({{"role", "assistant"}, {"content", ""}, {"refusal", nullptr}}, nullptr);
-  for (const auto& piece : stream_pieces(m.reasoning))
+  for (const auto& delta : m.openai_deltas)
+    chunk(delta, nullptr);
+  for (const auto& piece : stream_pieces(m.openai_deltas.empty() ? m.reasoning : ""))
     chunk({{"reasoning_content", piece}}, nullptr);
-  for (const auto& piece : stream_pieces(m.text))
+  for (const auto& piece : stream_pieces(m.openai_deltas.empty() ? m.text : ""))
     chunk({{"content", piece}}, nullptr);
-  for (size_t i = 0; i < m.tools.size(); ++i) {
+  for (size_t i = 0; i < (m.openai_deltas.empty() ? m.tools.size() : 0); ++i) {
     const ToolOut& t = m.tools[i];
     chunk({{"tool_calls", ojson::array({{{"index", i},
                                          {"id", t.id},
@@ -1087,10 +1090,12 @@ Rendered render(const Material& m, bool stream, bool gemini_sse) {
 
 // An HTTP error response in the vendor's shape; `fault` picks the message and extra headers.
 Rendered render_error(Vendor vendor, int status, std::string_view fault, const std::string& model,
-                      const std::string& request_id, const std::string& key) {
+                      const std::string& request_id, const std::string& key,
+                      const std::string& message = "") {
   Rendered r;
   r.status = status;
   ErrorInfo e = error_info(vendor, status, fault, model, key);
+  if (!message.empty()) e.message = message;
   switch (vendor) {
     case Vendor::openai: {
       r.headers = {{"x-request-id", request_id}};
@@ -1389,6 +1394,17 @@ FakeReply FakeReply::from_json(const json& j) {
         throw std::invalid_argument("finish: must be stop, length, tool_calls or content_filter");
     } else if (key == "vendor_finish") {
       text_field("vendor_finish", &r.vendor_finish);
+    } else if (key == "request_id") {
+      text_field("request_id", &r.request_id);
+    } else if (key == "error_message") {
+      text_field("error_message", &r.error_message);
+    } else if (key == "openai_deltas") {
+      if (!value.is_array()) throw std::invalid_argument("openai_deltas: must be an array");
+      for (const json& delta : value) {
+        if (!delta.is_object())
+          throw std::invalid_argument("openai_deltas: each delta must be an object");
+        r.openai_deltas.push_back(delta);
+      }
     } else if (key == "fault") {
       text_field("fault", &r.fault);
       if (!VendorServer::is_fault(r.fault))
@@ -1978,6 +1994,7 @@ Script VendorServer::handle_chat(Vendor vendor, const TestRequest& request) {
   }
 
   const std::string fault = reply.fault;
+  if (!reply.request_id.empty()) request_id = reply.request_id;
   if (fault == "utf8-split") reply.text = utf8_text();
   if (fault == "huge") reply.text = huge_text();
 
@@ -1987,7 +2004,8 @@ Script VendorServer::handle_chat(Vendor vendor, const TestRequest& request) {
   if (status != 0) {
     if (vendor != Vendor::gemini) seen.request_id = request_id;
     record(answer, fault);
-    return plain_script(render_error(vendor, status, fault, seen.model, request_id, key));
+    return plain_script(
+        render_error(vendor, status, fault, seen.model, request_id, key, reply.error_message));
   }
   if (fault == "hang") {
     record(answer, fault);
@@ -2006,6 +2024,8 @@ Script VendorServer::handle_chat(Vendor vendor, const TestRequest& request) {
   m.usage = reply.usage;
   m.include_usage = chat.include_usage;
   m.request_id = request_id;
+  for (const auto& delta : reply.openai_deltas)
+    m.openai_deltas.push_back(ojson::parse(delta.dump()));
   m.terminate = !(fault == "no-terminator" && seen.stream);
   for (size_t i = 0; i < reply.tool_calls.size(); ++i) {
     const FakeToolCall& call = reply.tool_calls[i];

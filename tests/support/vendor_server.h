@@ -92,13 +92,20 @@ struct FakeReply {
   // A fault name (fault_names()); when set, the fields above only fill the parts of the
   // reply the fault still sends (e.g. the text of slow-body).
   std::string fault;
+  // When not empty: the request id the reply carries (header and body), instead of a made-up
+  // one; the vendor's message in the body of an HTTP error fault, instead of the canned one.
+  std::string request_id;
+  std::string error_message;
+  // OpenAI streams only: when not empty, the "delta" objects of the chunks, sent in this order
+  // instead of those made from text, reasoning and tool_calls (e.g. a tool call's id in pieces).
+  std::vector<nlohmann::json> openai_deltas;
 
   static FakeReply with_text(std::string text);
   static FakeReply with_fault(std::string fault);
   // From the JSON form used by scenario rules and the control endpoint:
   // {"reply", "tool_calls":[{"name","arguments"}], "reasoning", "finish", "vendor_finish",
-  //  "usage":{"input","cached","output","reasoning"}, "fault"}. Throws std::invalid_argument
-  // naming the field on bad input.
+  //  "usage":{"input","cached","output","reasoning"}, "fault", "request_id", "error_message",
+  //  "openai_deltas":[{...}]}. Throws std::invalid_argument naming the field on bad input.
   static FakeReply from_json(const nlohmann::json& j);
 };
 

@@ -9,7 +9,8 @@
 namespace troupe::kit {
 namespace {
 
-// Error bodies are only read for their message: no need to keep more.
+// Error bodies are only read for their message: no need to keep more. A body cut here is not
+// shown at all: its end could be the start of a key the host's redactor would not recognize.
 constexpr size_t kMaxErrorBody = 64 * 1024;
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -82,6 +83,7 @@ class ChatCallState {
     if (finished_) return;
     if (!success_) {  // an error body: keep the start, it is only read for the message
       size_t room = kMaxErrorBody - std::min(kMaxErrorBody, body_.size());
+      error_body_cut_ = error_body_cut_ || chunk.size() > room;
       body_.append(chunk.substr(0, room));
       return;
     }
@@ -125,8 +127,9 @@ class ChatCallState {
       return;
     }
     if (!success_) {
-      fail(map_http_error(spec_.vendor, http_status_, headers_, body_, spec_.read_error,
-                          request_id_, unix_now_ms()));
+      fail(map_http_error(spec_.vendor, http_status_, headers_,
+                          error_body_cut_ ? std::string_view() : std::string_view(body_),
+                          spec_.read_error, request_id_, unix_now_ms()));
       return;
     }
     ChatResponse response;
@@ -214,7 +217,8 @@ class ChatCallState {
   bool success_ = false;
   sdk::HttpHeaders headers_;
   std::string request_id_;
-  std::string body_;  // the non-streamed body, or the start of an error body
+  std::string body_;             // the non-streamed body, or the start of an error body
+  bool error_body_cut_ = false;  // the error body was longer than kMaxErrorBody
 };
 
 }  // namespace

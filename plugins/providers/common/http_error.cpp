@@ -278,20 +278,16 @@ CallError map_vendor_error(std::string_view vendor, const VendorError& e,
   }
   std::string kind = !e.type.empty() ? e.type : e.code;
   std::string message = clean_message(e.message.empty() ? "no message" : e.message);
-  error.message = std::string(vendor) + ": " +
-                  (kind.empty() ? "" : clean_message(kind, 100) + ": ") + message +
-                  request_suffix(request_id);
+  error.message = std::string(vendor) + ": " + (kind.empty() ? "" : clean_message(kind) + ": ") +
+                  message + request_suffix(request_id);
   if (error.retryable) error.retry_after_ms = e.retry_after_ms;
   return error;
 }
 
-std::string clean_message(std::string_view text, size_t max_bytes) {
-  static constexpr std::string_view kEllipsis = "...";
+std::string clean_message(std::string_view text) {
   std::string out;
-  out.reserve(std::min(text.size(), max_bytes));
-  size_t fits_with_ellipsis = 0;  // out.size() at the last code point boundary that leaves room
+  out.reserve(text.size());
   size_t i = 0;
-  bool cut = false;
   while (i < text.size()) {
     unsigned char c = static_cast<unsigned char>(text[i]);
     size_t len = 1;
@@ -311,11 +307,6 @@ std::string clean_message(std::string_view text, size_t max_bytes) {
         if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) valid = false;
       if (!valid) len = 1;
     }
-    if (out.size() + kEllipsis.size() <= max_bytes) fits_with_ellipsis = out.size();
-    if (out.size() + len > max_bytes) {
-      cut = true;
-      break;
-    }
     if (!valid) {
       out.push_back('?');
     } else if (len == 1 && (c < 0x20 || c == 0x7F)) {
@@ -325,10 +316,6 @@ std::string clean_message(std::string_view text, size_t max_bytes) {
     }
     i += len;
   }
-  if (cut && max_bytes >= kEllipsis.size()) {
-    out.resize(fits_with_ellipsis);
-    out.append(kEllipsis);
-  }
   while (!out.empty() && out.back() == ' ')
     out.pop_back();  // from a final newline
   return out;
@@ -336,7 +323,7 @@ std::string clean_message(std::string_view text, size_t max_bytes) {
 
 std::string request_suffix(std::string_view request_id) {
   if (request_id.empty()) return "";
-  return " (request " + clean_message(request_id, 200) + ")";
+  return " (request " + clean_message(request_id) + ")";
 }
 
 }  // namespace troupe::kit

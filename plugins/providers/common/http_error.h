@@ -6,8 +6,11 @@
 //   429 RATE_LIMITED (retryable), except openai "insufficient_quota" -> BUDGET_EXCEEDED
 //   504 TIMEOUT (retryable); 500/502/503/529 and every other 5xx UNAVAILABLE (retryable)
 //   other 4xx INVALID_ARGUMENT; 1xx/3xx TRANSPORT (redirects are not followed)
-// Message: "<vendor>: HTTP <code>: <the vendor's message, at most 500 bytes>" plus
-// " (request <id>)" when the id is known. Header values never appear in messages.
+// Message: "<vendor>: HTTP <code>: <the vendor's message>" plus " (request <id>)" when the id
+// is known. Header values never appear in messages. Nothing is cut here: the host redacts
+// secrets and then cuts the message (a cut made first could leave part of a key the host no
+// longer recognizes; decision 0013), and an error body the driver could not keep whole
+// (chat_call.cpp) is not shown at all.
 // retry_after_ms (retryable errors only): the headers (retry_after.h), else the body's hint.
 //
 // Each vendor's error body has its own shape; a reader turns the parsed body into a
@@ -67,8 +70,8 @@ CallError map_vendor_error(std::string_view vendor, const VendorError& error,
 CallError status_for_http(int http_status);
 
 // A vendor message made safe to show: valid UTF-8 (bad bytes become '?'), control
-// characters as spaces, cut at a code point boundary to at most max_bytes (then "...").
-std::string clean_message(std::string_view text, size_t max_bytes = 500);
+// characters as spaces, trailing spaces dropped. Never shortened (see above).
+std::string clean_message(std::string_view text);
 
 // " (request <id>)" or "" when id is empty.
 std::string request_suffix(std::string_view request_id);
