@@ -1,4 +1,4 @@
-# test_secrets.py: no provider key reaches a Python object (docs/security.md §5, decision 0013).
+# test_security_secrets.py: no provider key reaches a Python object (docs/security.md §5, decision 0013).
 #
 # The key comes from the environment through the config's `secrets`; the fake vendor
 # (build/tests/troupe-fake-vendor) echoes it in streamed text cut inside it, in reasoning, in a

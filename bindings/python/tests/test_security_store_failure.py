@@ -1,4 +1,4 @@
-# test_store_failure.py: a journal that cannot be written fails the run loudly in Python too — a
+# test_security_store_failure.py: a journal that cannot be written fails the run loudly in Python too — a
 # full disk (a tmpfs of 1 MiB the test mounts and fills) raises WorkflowError with SQLite's
 # error, the same Host records again once the disk frees, and a read-only store is refused.
 # Mounting needs root (or CAP_SYS_ADMIN): where it is refused, the tests skip and say why.
