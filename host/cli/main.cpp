@@ -73,8 +73,7 @@ int main(int argc, char** argv) {
     if (*plugins) return cmd_plugins(common);
     if (*version) return cmd_version(common);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "troupe: internal error: %s
-", e.what());
+    std::fprintf(stderr, "troupe: internal error: %s\n", e.what());
     return kInternal;
   }
   return kUsage;
