@@ -223,6 +223,8 @@ void redact_write(Write& write) {
     clean(fin->error);
   } else if (auto* name = std::get_if<NameRun>(&write)) {
     clean(name->workflow);
+  } else if (auto* cancel = std::get_if<CancelRun>(&write)) {
+    clean(cancel->reason);
   } else if (auto* step = std::get_if<StepRecord>(&write)) {
     for (std::string* t :
          {&step->agent, &step->model, &step->request_json, &step->response_json, &step->error})
