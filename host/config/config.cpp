@@ -10,11 +10,22 @@
 #include <set>
 #include <sstream>
 
+#include "core/utf8.h"
+
 namespace troupe {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+// A scalar's text; a YAML error at the node when it is not valid UTF-8 (yaml-cpp passes raw
+// bytes and "\uD800" escapes through, which no JSON string can hold).
+const std::string& utf8_scalar(const YAML::Node& node) {
+  const std::string& s = node.Scalar();
+  if (utf8::first_invalid(s) != std::string::npos)
+    throw YAML::ParserException(node.Mark(), "a string that is not valid UTF-8");
+  return s;
+}
 
 // YAML -> JSON, with plain scalars typed the way YAML 1.2's core schema types them.
 json yaml_to_json(const YAML::Node& node) {
@@ -30,14 +41,17 @@ json yaml_to_json(const YAML::Node& node) {
     }
     case YAML::NodeType::Map: {
       json out = json::object();
-      for (const auto& kv : node)
-        out[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+      for (const auto& kv : node) {
+        if (!kv.first.IsScalar())
+          throw YAML::ParserException(kv.first.Mark(), "a key that is not a string");
+        out[utf8_scalar(kv.first)] = yaml_to_json(kv.second);
+      }
       return out;
     }
     case YAML::NodeType::Scalar:
       break;
   }
-  const std::string& s = node.Scalar();
+  const std::string& s = utf8_scalar(node);
   if (node.Tag() == "!") return s;  // quoted: always a string
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;

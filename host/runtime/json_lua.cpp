@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace troupe::lua {
 namespace {
 
@@ -102,34 +104,15 @@ class LuaSax : public nlohmann::json_sax<nlohmann::json> {
   std::string error_;
 };
 
-// Length of the well-formed UTF-8 sequence at s[i] (Unicode table 3-7), 0 when there is none.
-size_t utf8_sequence(const unsigned char* s, size_t i, size_t len) {
-  auto in = [&](size_t k, unsigned char lo, unsigned char hi) {
-    return i + k < len && s[i + k] >= lo && s[i + k] <= hi;
-  };
-  unsigned char c = s[i];
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return in(1, 0x80, 0xBF) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    unsigned char lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-    return in(1, lo, hi) && in(2, 0x80, 0xBF) ? 3 : 0;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    unsigned char lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-    return in(1, lo, hi) && in(2, 0x80, 0xBF) && in(3, 0x80, 0xBF) ? 4 : 0;
-  }
-  return 0;
-}
-
 // A Lua string as JSON text holds it: each byte that does not begin a well-formed UTF-8
 // sequence becomes U+FFFD. Done here, not by the dumper, so that two keys differing only in
 // invalid bytes become one key instead of a duplicate key in the JSON text.
 std::string json_string(const char* s, size_t len) {
-  const auto* u = reinterpret_cast<const unsigned char*>(s);
+  std::string_view text(s, len);
   std::string out;
   out.reserve(len);
   for (size_t i = 0; i < len;) {
-    size_t n = utf8_sequence(u, i, len);
+    size_t n = utf8::sequence_length(text, i);
     if (n == 0) {
       out += "\xEF\xBF\xBD";
       ++i;

@@ -52,6 +52,6 @@ for t in "${targets[@]}"; do
     echo "fuzz: $t FAILED (the input is in $build/fuzz/artifacts/)" >&2
     exit 1
   fi
-  grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb' "$scratch/$t.log" |
+  grep -E '^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::peak_rss_mb' "$scratch/$t.log" |
     sed 's/^/  /'
 done

@@ -57,18 +57,18 @@ struct WireTarget {
 
 // The response contract, parsed once (TROUPE_FUZZ_RESPONSE_SCHEMA: its path, set by CMake).
 inline const valijson::Schema& response_schema() {
-  static const valijson::Schema schema = [] {
+  static const std::unique_ptr<valijson::Schema> schema = [] {
     std::ifstream in(TROUPE_FUZZ_RESPONSE_SCHEMA);
     std::stringstream text;
     text << in.rdbuf();
     nlohmann::json doc = nlohmann::json::parse(text.str());
-    valijson::Schema s;
+    auto s = std::make_unique<valijson::Schema>();
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
     valijson::adapters::NlohmannJsonAdapter adapter(doc);
-    parser.populateSchema(adapter, s);
+    parser.populateSchema(adapter, *s);
     return s;
   }();
-  return schema;
+  return *schema;
 }
 
 inline void check_error(const WireTarget& t, const kit::CallError& e) {
