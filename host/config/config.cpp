@@ -259,7 +259,7 @@ Config load_config(const std::string& path) {
   if (ext == ".json") {
     try {
       doc = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for 1e999
       throw ConfigError(path + ": not valid JSON: " + e.what());
     }
   } else {

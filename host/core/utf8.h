@@ -2,9 +2,11 @@
 //
 //   size_t n = troupe::utf8::sequence_length(s, i);  // 1..4, or 0 when s[i] begins none
 //   size_t bad = troupe::utf8::first_invalid(s);     // npos when all of s is well-formed
+//   std::string text = troupe::utf8::valid(s);       // each bad byte -> U+FFFD
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace troupe::utf8 {
@@ -39,6 +41,24 @@ inline size_t first_invalid(std::string_view s) {
     i += n;
   }
   return std::string_view::npos;
+}
+
+// s with each byte that begins no well-formed sequence replaced by U+FFFD: text that any JSON
+// writer, SQLite TEXT column or Python str takes as it is.
+inline std::string valid(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    size_t n = sequence_length(s, i);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
 }
 
 }  // namespace troupe::utf8

@@ -104,26 +104,6 @@ class LuaSax : public nlohmann::json_sax<nlohmann::json> {
   std::string error_;
 };
 
-// A Lua string as JSON text holds it: each byte that does not begin a well-formed UTF-8
-// sequence becomes U+FFFD. Done here, not by the dumper, so that two keys differing only in
-// invalid bytes become one key instead of a duplicate key in the JSON text.
-std::string json_string(const char* s, size_t len) {
-  std::string_view text(s, len);
-  std::string out;
-  out.reserve(len);
-  for (size_t i = 0; i < len;) {
-    size_t n = utf8::sequence_length(text, i);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      out.append(s + i, n);
-      i += n;
-    }
-  }
-  return out;
-}
-
 bool is_array(lua_State* L, int idx, lua_Integer* n) {
   // A table is an array when its keys are exactly 1..n, or when it is empty and marked.
   lua_Integer count = 0, max = 0;
@@ -185,7 +165,7 @@ bool encode(lua_State* L, int idx, nlohmann::json* out, std::string& path, std::
     case LUA_TSTRING: {
       size_t len = 0;
       const char* s = lua_tolstring(L, idx, &len);
-      *out = json_string(s, len);
+      *out = utf8::valid(std::string_view(s, len));  // before the dumper: see the key below
       return true;
     }
     case LUA_TLIGHTUSERDATA:
@@ -225,7 +205,9 @@ bool encode(lua_State* L, int idx, nlohmann::json* out, std::string& path, std::
         if (lua_type(L, -2) == LUA_TSTRING) {
           size_t len = 0;
           const char* k = lua_tolstring(L, -2, &len);
-          key = json_string(k, len);
+          // Replaced here, not by the dumper: two keys that differ only in invalid bytes
+          // become one key instead of a duplicate key in the JSON text.
+          key = utf8::valid(std::string_view(k, len));
         } else if (lua_type(L, -2) == LUA_TNUMBER) {
           lua_pushvalue(L, -2);  // tostring on a copy keeps lua_next's key intact
           key = lua_tostring(L, -1);

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "core/utf8.h"
 #include "loop/event_loop.h"
 #include "runtime/json_lua.h"
 #include "runtime/runtime_internal.h"
@@ -133,7 +134,9 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
                        run->created_ms, 0});
   }
   nlohmann::json started = {{"workflow", run->workflow}, {"source", run->source}};
-  emit(*run, "run.started", "", started.dump());
+  // Names, paths and errors come from the script: not always UTF-8, and the dump must not throw.
+  emit(*run, "run.started", "",
+       started.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 
   run->mem_slot = memory.open_slot(options.limits.max_memory_bytes);
   std::string error;
@@ -483,7 +486,8 @@ void Core::record_step(Run& run, StepRecord step, std::function<void()> on_recor
     data["output_tokens"] = step.output_tokens;
   }
   if (!step.error.empty()) data["error"] = step.error;
-  emit(run, "step.finished", step.step_key, data.dump());
+  emit(run, "step.finished", step.step_key,
+       data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   if (store == nullptr || run.durability == Durability::async || run.done) {
     if (store) store->record_step(step);
     if (on_recorded) on_recorded();
@@ -553,7 +557,9 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   run.done = true;
   std::shared_ptr<Run> keep = runs.at(run.id);
   if (run.root) cancel_task(*run.root);
-  std::string clean_error = log::redact(error);
+  // Valid UTF-8 (an error may quote the script's bytes): the event's JSON, the store and a
+  // Python str all take it, and the run always reaches on_done.
+  std::string clean_error = utf8::valid(log::redact(error));
   int64_t now = unix_ms();
   if (store) store->finish_run(run.id, status, output_json, clean_error, now);
   nlohmann::json data = {{"status", status},
@@ -563,7 +569,8 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
                          {"output_tokens", run.output_tokens},
                          {"duration_ms", now - run.created_ms}};
   if (!clean_error.empty()) data["error"] = clean_error;
-  emit(run, "run.finished", "", data.dump());
+  emit(run, "run.finished", "",
+       data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   luaL_unref(L, LUA_REGISTRYINDEX, run.env_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, run.chunk_ref);
   run.env_ref = run.chunk_ref = LUA_NOREF;

@@ -589,5 +589,13 @@ TEST_F(RuntimeTest, EventsTellTheStoryOfARun) {
   EXPECT_EQ(stored.back().type, "run.finished");
 }
 
+// Found by fuzz_workflow (corpus/workflow/crash-error-not-utf8.lua): an error whose text is not
+// UTF-8 made the run.finished event's JSON throw, so the run never ended, not even on cancel.
+TEST_F(RuntimeTest, ErrorTextThatIsNotUtf8StillEndsTheRun) {
+  auto out = run_body("error('bad \xff byte')");
+  EXPECT_EQ(out.status, "failed");
+  EXPECT_NE(out.error.find("bad \xEF\xBF\xBD byte"), std::string::npos) << out.error;
+}
+
 }  // namespace
 }  // namespace troupe

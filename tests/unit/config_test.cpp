@@ -52,6 +52,19 @@ TEST_F(ConfigTest, SettingKeyThatIsNotUtf8IsAConfigErrorAtItsLine) {
   EXPECT_NE(error.find("not valid UTF-8"), std::string::npos) << error;
 }
 
+TEST_F(ConfigTest, JsonNumberTooLargeIsAConfigError) {
+  // Found by fuzz_config (corpus/config/crash-json-number-overflow): nlohmann reports 1e99999
+  // as out_of_range, which load_config let through instead of a ConfigError.
+  path_ = (dir_ / "troupe.json").string();
+  std::ofstream(path_) << R"({"limits": {"max_instructions": 5E55555555555555}})";
+  try {
+    load_config(path_);
+    FAIL() << "loaded";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(path_ + ": not valid JSON", 0), 0u) << e.what();
+  }
+}
+
 TEST_F(ConfigTest, ValidUtf8SettingsLoad) {
   EXPECT_EQ(
       error_loading("providers:\n  a: {plugin: mock, settings: {name: \"caf\xc3\xa9 \\u00e9\"}}\n"
