@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh: builds and runs every test — unit, integration and end-to-end — first in the normal
-# build, then again with AddressSanitizer + UndefinedBehaviorSanitizer.
+# build, then again with AddressSanitizer + UndefinedBehaviorSanitizer, then builds the libFuzzer
+# targets (clang) and runs each for 25 s on its seed corpus (tests/fuzz/README.md).
 #
-#   ./test.sh           both builds
+#   ./test.sh           all three
 #   ./test.sh --quick   the normal build only
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,4 +18,10 @@ if [[ "${1:-}" != "--quick" ]]; then
   cmake --build build-asan -j"$jobs"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+  # 9 targets x 25 s: under 4 minutes, enough to keep them building and catch shallow bugs.
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DTROUPE_FUZZ=ON -DTROUPE_BUILD_TESTS=OFF -DTROUPE_BUILD_PYTHON=OFF >/dev/null
+  cmake --build build-fuzz -j"$jobs" --target troupe_fuzzers
+  tests/fuzz/run.sh --build build-fuzz --seconds 25
 fi

@@ -10,6 +10,8 @@
 #include "config/bounded_read.h"
 #include "config/document.h"
 
+#include "core/utf8.h"
+
 namespace troupe {
 namespace {
 

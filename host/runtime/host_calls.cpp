@@ -127,7 +127,8 @@ ChatCall prepare_chat(lua_State* L, Core* core, Task* t) {
   c.step.request_json = c.body;  // the store's writer redacts every row it writes
   c.step.started_ms = unix_ms();
   core->emit(run, "step.started", c.key,
-             nlohmann::json{{"kind", "chat"}, {"agent", agent}, {"model", model}}.dump());
+             nlohmann::json{{"kind", "chat"}, {"agent", agent}, {"model", model}}.dump(
+                 -1, ' ', false, nlohmann::json::error_handler_t::replace));
   return c;
 }
 

@@ -196,14 +196,14 @@ int host_http(lua_State* L) {
   step.step_key = key;
   step.kind = "http";
   step.request_json =
-      nlohmann::json{{"method", ex->options.request.method}, {"url", ex->options.request.url}}
-          .dump();
+      nlohmann::json{{"method", ex->options.request.method}, {"url", ex->options.request.url}}.dump(
+          -1, ' ', false, nlohmann::json::error_handler_t::replace);
   step.started_ms = unix_ms();
   core->emit(run, "step.started", key,
              nlohmann::json{{"kind", "http"},
                             {"method", ex->options.request.method},
                             {"url", ex->options.request.url}}
-                 .dump());
+                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 
   std::weak_ptr<Task> weak = core->shared(t);
   std::weak_ptr<bool> token = core->alive;
@@ -223,7 +223,7 @@ int host_http(lua_State* L) {
       nlohmann::json record = {
           {"status", ex->status}, {"bytes", ex->body.size()}, {"url", ex->options.request.url}};
       if (!ex->hops.empty()) record["redirected_from"] = ex->hops;
-      step.response_json = record.dump();
+      step.response_json = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       // What reaches the workflow is redacted like every other way in (decision 0013).
       ex->body = log::redact(ex->body);
       for (auto& header : ex->headers)

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace troupe::lua {
 namespace {
 
@@ -168,7 +170,7 @@ bool encode(lua_State* L, int idx, nlohmann::json* out, std::string& path, std::
     case LUA_TSTRING: {
       size_t len = 0;
       const char* s = lua_tolstring(L, idx, &len);
-      *out = std::string(s, len);
+      *out = utf8::valid(std::string_view(s, len));  // before the dumper: see the key below
       return true;
     }
     case LUA_TLIGHTUSERDATA:
@@ -208,7 +210,9 @@ bool encode(lua_State* L, int idx, nlohmann::json* out, std::string& path, std::
         if (lua_type(L, -2) == LUA_TSTRING) {
           size_t len = 0;
           const char* k = lua_tolstring(L, -2, &len);
-          key.assign(k, len);
+          // Replaced here, not by the dumper: two keys that differ only in invalid bytes
+          // become one key instead of a duplicate key in the JSON text.
+          key = utf8::valid(std::string_view(k, len));
         } else if (lua_type(L, -2) == LUA_TNUMBER) {
           lua_pushvalue(L, -2);  // tostring on a copy keeps lua_next's key intact
           key = lua_tostring(L, -1);

@@ -4,7 +4,8 @@
 // of the host as JSON. Objects become tables with string keys, arrays become sequences,
 // JSON null becomes the light userdata troupe.null (so arrays keep their holes). Going the
 // other way a table is an array when its keys are exactly 1..n (an empty table is an
-// object unless its metatable marks it as an array).
+// object unless its metatable marks it as an array), and in strings and keys each byte that
+// begins no well-formed UTF-8 sequence becomes U+FFFD (keys that then coincide are one key).
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "core/utf8.h"
 #include "loop/event_loop.h"
 #include "runtime/json_lua.h"
 #include "runtime/runtime_internal.h"
@@ -258,7 +259,9 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
                        run->created_ms, 0});
   }
   nlohmann::json started = {{"workflow", run->workflow}, {"source", run->source}};
-  emit(*run, "run.started", "", started.dump());
+  // Names, paths and errors come from the script: not always UTF-8, and the dump must not throw.
+  emit(*run, "run.started", "",
+       started.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 
   run->mem_slot = memory.open_slot(options.limits.max_memory_bytes);
   std::string error;
@@ -719,7 +722,8 @@ void Core::record_step(Run& run, StepRecord step, std::function<void()> on_recor
     data["output_tokens"] = step.output_tokens;
   }
   if (!step.error.empty()) data["error"] = step.error;
-  emit(run, "step.finished", step.step_key, data.dump());
+  emit(run, "step.finished", step.step_key,
+       data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   if (store == nullptr || run.durability == Durability::async || run.done) {
     if (store) store->record_step(step);
     if (on_recorded) on_recorded();
@@ -796,7 +800,9 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   if (run.kill_reason.empty()) run.kill_reason = "the run has ended";
   std::shared_ptr<Run> keep = runs.at(run.id);
   if (run.root) cancel_task(*run.root);
-  std::string clean_error = log::redact(error);
+  // Valid UTF-8 (an error may quote the script's bytes): the event's JSON, the store and a
+  // Python str all take it, and the run always reaches on_done.
+  std::string clean_error = utf8::valid(log::redact(error));
   std::string clean_output = log::redact(output_json);
   // The wall-clock end is the start plus the time measured on the monotonic clock: a clock
   // jump during the run cannot make its duration negative.
@@ -818,11 +824,12 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   // settled by then too): a run whose record is lost must not be reported as recorded.
   std::weak_ptr<bool> token = alive;
   EventLoop* lp = &loop;
-  store->finish_run(id, status, clean_output, clean_error, finished_ms, [this, lp, token, id](bool) {
-    lp->post([this, token, id] {
-      if (!token.expired()) settle_run(id);
-    });
-  });
+  store->finish_run(id, status, clean_output, clean_error, finished_ms,
+                    [this, lp, token, id](bool) {
+                      lp->post([this, token, id] {
+                        if (!token.expired()) settle_run(id);
+                      });
+                    });
 }
 
 void Core::journal_failed(const std::string& run_id, const std::string& error) {
@@ -864,7 +871,8 @@ void Core::settle_run(const std::string& run_id) {
                          {"output_tokens", run.output_tokens},
                          {"duration_ms", end.finished_ms - run.created_ms}};
   if (!outcome.error.empty()) data["error"] = outcome.error;
-  emit(run, "run.finished", "", data.dump());
+  emit(run, "run.finished", "",
+       data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   if (store) store->forget_run(run_id);
   auto on_done = std::move(run.on_done);
   if (on_done) on_done(outcome);

@@ -589,5 +589,25 @@ TEST_F(RuntimeTest, EventsTellTheStoryOfARun) {
   EXPECT_EQ(stored.back().type, "run.finished");
 }
 
+// Found by fuzz_workflow (corpus/workflow/crash-error-not-utf8.lua): an error whose text is not
+// UTF-8 made the run.finished event's JSON throw, so the run never ended, not even on cancel.
+TEST_F(RuntimeTest, ErrorTextThatIsNotUtf8StillEndsTheRun) {
+  auto out = run_body("error('bad \xff byte')");
+  EXPECT_EQ(out.status, "failed");
+  EXPECT_NE(out.error.find("bad \xEF\xBF\xBD byte"), std::string::npos) << out.error;
+}
+
+// The same for names from the script (corpus/workflow/crash-names-not-utf8.lua): the workflow,
+// agent and model names went into event JSON that threw.
+TEST_F(RuntimeTest, NamesThatAreNotUtf8StillEndTheRun) {
+  auto out =
+      run("local troupe = require('troupe')\n"
+          "return troupe.workflow{ name = 'w\xff', run = function(input)\n"
+          "  local a = troupe.agent{ name = 'a\xff', model = 'mock/m\xff' }\n"
+          "  return a:ask('hi')\n"
+          "end }\n");
+  EXPECT_TRUE(out.status == "succeeded" || out.status == "failed") << out.status;
+}
+
 }  // namespace
 }  // namespace troupe

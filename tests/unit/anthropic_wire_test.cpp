@@ -583,4 +583,23 @@ TEST(AnthropicWire, StreamedStructuredOutputBecomesTheText) {
   EXPECT_EQ(truncated.response.finish_reason, "length");
 }
 
+// Caught by fuzz_anthropic_wire's UBSan build (input:
+// corpus/anthropic_wire/crash-huge-usage-counts): a count of 1e300 was cast to int64 (undefined),
+// and two counts near 2^63 were summed into the input tokens (signed overflow). Counts now read at
+// most 2^53 (kit::count_at).
+TEST(AnthropicWire, HugeOrFloatUsageCountsAreCappedNotOverflowed) {
+  ChatResponse r;
+  ASSERT_FALSE(anthropic::parse_response(
+      R"({"type":"message","role":"assistant","model":"m","content":[{"type":"text","text":"x"}],
+          "stop_reason":"end_turn","usage":{"input_tokens":9223372036854775807,
+          "cache_read_input_tokens":18446744073709551615,"cache_creation_input_tokens":1e300,
+          "output_tokens":1e300}})",
+      {}, &r));
+  const int64_t max = int64_t{1} << 53;
+  EXPECT_EQ(r.usage.cached_input, max);
+  EXPECT_EQ(r.usage.input, 3 * max);
+  EXPECT_EQ(r.usage.output, max);
+  EXPECT_EQ(r.to_json()["usage"]["total_tokens"], 4 * max);
+}
+
 }  // namespace

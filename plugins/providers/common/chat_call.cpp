@@ -230,9 +230,11 @@ void start_chat_call(const sdk::Host& host, std::shared_ptr<sdk::Call> call,
   request.timeout_ms = call->timeout_ms();
   request.connect_timeout_ms = settings.connect_timeout_ms;
   request.idle_timeout_ms = spec.stream ? settings.idle_timeout_ms : 0;
-  for (const auto& [name, value] : settings.headers) {  // configured headers win
+  for (const auto& header : settings.headers) {  // configured headers win
+    // A plain reference: clang 14 cannot capture a structured binding in a lambda.
+    const std::string& name = header.first;
     std::erase_if(request.headers, [&](const auto& h) { return iequals(h.first, name); });
-    request.headers.emplace_back(name, value);
+    request.headers.emplace_back(name, header.second);
   }
   if (spec.stream && !spec.decoder) {
     call->fail(TROUPE_INTERNAL, spec.vendor + ": streamed call without a decoder");

@@ -4,6 +4,7 @@
 // with these and decides itself which absences are errors.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -17,13 +18,27 @@ inline std::string string_at(const nlohmann::json& object, const char* key) {
   return it != object.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
-// object[key] as a token count: a non-negative integer (floats truncated), else 0.
+// The largest token count a vendor can report: 2^53, past which JSON numbers are not exact.
+// Sums of a few counts (input + cached + ..., the total) then cannot overflow.
+inline constexpr int64_t kMaxCount = int64_t{1} << 53;
+
+// object[key] as a token count: a non-negative integer (floats truncated), else 0; counts
+// past kMaxCount (1e300, 2^64 - 1) read as kMaxCount.
 inline int64_t count_at(const nlohmann::json& object, const char* key) {
   if (!object.is_object()) return 0;
   auto it = object.find(key);
   if (it == object.end() || !it->is_number()) return 0;
-  int64_t n = it->is_number_float() ? static_cast<int64_t>(it->get<double>()) : it->get<int64_t>();
-  return n > 0 ? n : 0;
+  if (it->is_number_float()) {
+    double d = it->get<double>();
+    if (!(d > 0)) return 0;  // also NaN
+    return d < static_cast<double>(kMaxCount) ? static_cast<int64_t>(d) : kMaxCount;
+  }
+  if (it->is_number_unsigned()) {
+    uint64_t u = it->get<uint64_t>();
+    return u < static_cast<uint64_t>(kMaxCount) ? static_cast<int64_t>(u) : kMaxCount;
+  }
+  int64_t n = it->get<int64_t>();
+  return n <= 0 ? 0 : std::min(n, kMaxCount);
 }
 
 // object[key], or a null value when object is not an object or has no such key.
