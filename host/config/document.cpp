@@ -18,6 +18,8 @@
 #include <sstream>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace troupe {
 namespace {
 
@@ -403,6 +405,10 @@ class YamlHandler : public YAML::EventHandler {
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                 const std::string& value) override {
     TextMark at = mark_of(mark);
+    // yaml-cpp passes raw bytes (and "\uD800" escapes) through; no JSON string holds them.
+    if (utf8::first_invalid(value) != std::string::npos) {
+      b_.fail(at, b_.path(), "a string that is not valid UTF-8");
+    }
     if (b_.expecting_key()) {
       check_tag(tag, at, "tag:yaml.org,2002:str");
       b_.key(value, at);
