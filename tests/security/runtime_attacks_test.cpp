@@ -62,6 +62,29 @@ class RuntimeAttack : public ::testing::Test {
     return host_->run_to_completion(s);
   }
 
+  // Runs body on this thread's loop while another thread cancels it 100 ms after it started.
+  RunOutcome run_and_cancel_from_another_thread(const std::string& body) {
+    std::atomic<bool> started{false};
+    std::mutex mu;
+    std::string run_id;
+    std::thread canceller([&] {
+      while (!started.load())
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::lock_guard lock(mu);
+      host_->runtime().cancel(run_id, "cancelled by the test");
+    });
+    RunOutcome out = host_->run_to_completion(spec(body), [&](const RunEvent& ev) {
+      if (ev.type == "run.started") {
+        std::lock_guard lock(mu);
+        run_id = ev.run_id;
+        started = true;
+      }
+    });
+    canceller.join();
+    return out;
+  }
+
   // The host still works after the attack: a plain run succeeds.
   void expect_host_healthy() {
     RunOutcome ok = run("return 1 + 1");
@@ -242,26 +265,9 @@ TEST_F(RuntimeAttack, CancelStopsACatastrophicPatternFromAnotherThread) {
   RuntimeLimits limits;
   limits.max_instructions = 1'000'000'000'000ull;
   limits.max_unyielding_instructions = limits.max_instructions;
-  Host& h = host(limits);
-  std::atomic<bool> started{false};
-  std::mutex mu;
-  std::string run_id;
-  std::thread canceller([&] {
-    while (!started.load())
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::lock_guard lock(mu);
-    h.runtime().cancel(run_id, "cancelled by the test");
-  });
-  RunOutcome out = h.run_to_completion(
-      spec(R"(return (("a"):rep(30000)):gsub(".-.-.-.-.-b", "x"))"), [&](const RunEvent& ev) {
-        if (ev.type == "run.started") {
-          std::lock_guard lock(mu);
-          run_id = ev.run_id;
-          started = true;
-        }
-      });
-  canceller.join();
+  host(limits);
+  RunOutcome out =
+      run_and_cancel_from_another_thread(R"(return (("a"):rep(30000)):gsub(".-.-.-.-.-b", "x"))");
   EXPECT_EQ(out.status, "cancelled") << out.error;
   expect_host_healthy();
 }
@@ -272,27 +278,9 @@ TEST_F(RuntimeAttack, CancelFromAnotherThreadStopsAComputationThatCannotYield) {
   RuntimeLimits limits;
   limits.max_instructions = 4'000'000'000ull;  // bounds the test if cancel does not work
   limits.max_unyielding_instructions = limits.max_instructions;
-  Host& h = host(limits);
-  std::atomic<bool> started{false};
-  std::string run_id;
-  std::mutex mu;
-  RunOutcome out;
-  RunSpec s = spec("table.sort({ 3, 2, 1 }, function(a, b) while true do end end)");
-  std::thread canceller([&] {
-    while (!started.load())
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::lock_guard lock(mu);
-    h.runtime().cancel(run_id, "cancelled by the test");
-  });
-  out = h.run_to_completion(s, [&](const RunEvent& ev) {
-    if (ev.type == "run.started") {
-      std::lock_guard lock(mu);
-      run_id = ev.run_id;
-      started = true;
-    }
-  });
-  canceller.join();
+  host(limits);
+  RunOutcome out = run_and_cancel_from_another_thread(
+      "table.sort({ 3, 2, 1 }, function(a, b) while true do end end)");
   EXPECT_EQ(out.status, "cancelled") << out.error;
   EXPECT_EQ(out.error, "cancelled by the test");
   expect_host_healthy();
