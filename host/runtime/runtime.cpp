@@ -899,11 +899,14 @@ void Core::set_live(const std::string& run_id, bool live) {
     live_ids_.erase(run_id);
   }
   if (live && !watcher_.joinable()) watcher_ = std::thread([this] { watch_store_cancels(); });
+  if (live) watch_wake_.notify_all();
 }
 
 void Core::watch_store_cancels() {
   std::unique_lock lock(watch_mutex_);
   while (!watch_stop_) {
+    // Idle (no live run): sleep until one starts or the core goes, instead of polling.
+    watch_wake_.wait(lock, [this] { return watch_stop_ || !live_ids_.empty(); });
     watch_wake_.wait_for(lock, std::chrono::milliseconds(kStoreCancelPollMs));
     if (watch_stop_ || live_ids_.empty()) continue;
     lock.unlock();
