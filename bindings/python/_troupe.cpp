@@ -28,8 +28,10 @@
 #include <vector>
 
 #include "api/host.h"
+#include "api/run_json.h"
 #include "config/config.h"
 #include "config/input.h"
+#include "core/json_text.h"
 #include "core/log.h"
 #include "loop/event_loop.h"
 #include "runtime/runtime.h"
@@ -187,43 +189,8 @@ std::chrono::milliseconds slice_until(
   throw py::error_already_set();
 }
 
-json parse_or_string(const std::string& text) {
-  if (text.empty()) return nullptr;
-  json j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? json(text) : j;
-}
-
-json run_json(const RunRecord& r) {
-  return {{"id", r.id},
-          {"workflow", r.workflow},
-          {"source", r.source},
-          {"status", r.status},
-          {"created_ms", r.created_ms},
-          {"finished_ms", r.finished_ms},
-          {"duration_ms", r.finished_ms ? r.finished_ms - r.created_ms : 0},
-          {"input", parse_or_string(r.input_json)},
-          {"output", parse_or_string(r.output_json)},
-          {"error", r.error.empty() ? json(nullptr) : json(r.error)}};
-}
-
-json step_json(const StepRecord& s) {
-  return {{"step_key", s.step_key},
-          {"kind", s.kind},
-          {"agent", s.agent},
-          {"model", s.model},
-          {"status", s.status},
-          {"error", s.error.empty() ? json(nullptr) : json(s.error)},
-          {"input_tokens", s.input_tokens},
-          {"output_tokens", s.output_tokens},
-          {"latency_ms", static_cast<double>(s.latency_us) / 1000.0},
-          {"started_ms", s.started_ms},
-          {"finished_ms", s.finished_ms},
-          {"request", parse_or_string(s.request_json)},
-          {"response", parse_or_string(s.response_json)}};
-}
-
 std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return json_text(j);
 }
 
 class NativeHost;
@@ -464,12 +431,7 @@ class NativeHost {
     {
       py::gil_scoped_release nogil;
       for (const auto& ev : s.get_events(run_id, after, limit)) {
-        out.push_back({{"seq", ev.seq},
-                       {"ts_ms", ev.ts_ms},
-                       {"type", ev.type},
-                       {"run_id", ev.run_id},
-                       {"step_key", ev.step_key},
-                       {"data", parse_or_string(ev.data_json)}});
+        out.push_back(event_json(ev));
       }
     }
     return dump(out);

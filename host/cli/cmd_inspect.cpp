@@ -8,11 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "api/run_json.h"
 #include "cli/commands.h"
 #include "cli/term.h"
 #include "config/config.h"
-#include "config/document.h"
-#include "runtime/json_lua.h"
 #include "store/store.h"
 
 namespace troupe::cli {
@@ -43,50 +42,6 @@ std::optional<RunRecord> find_run(const Store& store, const std::string& id) {
     std::fprintf(stderr, "troupe: %s\n", e.what());
     return std::nullopt;
   }
-}
-
-// A stored value as JSON; as its text when it is not JSON or nests deeper than anything troupe
-// writes (a store written by another program: printing it must not recurse without bound).
-json parse_or_string(const std::string& text) {
-  if (text.empty()) return nullptr;
-  DocumentLimits limits;
-  limits.max_depth = lua::kMaxJsonDepth + 1;  // a run's output may wrap a 200-level input
-  limits.max_values = SIZE_MAX;
-  limits.record_marks = false;
-  try {
-    return read_json_document(text, limits).value;
-  } catch (const DocumentError&) {
-    return text;
-  }
-}
-
-json run_json(const RunRecord& r) {
-  return {{"id", r.id},
-          {"workflow", r.workflow},
-          {"source", r.source},
-          {"status", r.status},
-          {"created_ms", r.created_ms},
-          {"finished_ms", r.finished_ms},
-          {"duration_ms", r.finished_ms ? r.finished_ms - r.created_ms : 0},
-          {"input", parse_or_string(r.input_json)},
-          {"output", parse_or_string(r.output_json)},
-          {"error", r.error.empty() ? json(nullptr) : json(r.error)}};
-}
-
-json step_json(const StepRecord& s) {
-  return {{"step_key", s.step_key},
-          {"kind", s.kind},
-          {"agent", s.agent},
-          {"model", s.model},
-          {"status", s.status},
-          {"error", s.error.empty() ? json(nullptr) : json(s.error)},
-          {"input_tokens", s.input_tokens},
-          {"output_tokens", s.output_tokens},
-          {"latency_ms", static_cast<double>(s.latency_us) / 1000.0},
-          {"started_ms", s.started_ms},
-          {"finished_ms", s.finished_ms},
-          {"request", parse_or_string(s.request_json)},
-          {"response", parse_or_string(s.response_json)}};
 }
 
 std::string status_cell(const std::string& status, const Style& s) {
@@ -226,7 +181,7 @@ int cmd_show(const Common& common, const std::string& id) {
   }
   std::printf("\n");
   if (run->status == "succeeded") {
-    json out = parse_or_string(run->output_json);
+    json out = stored_json(run->output_json);
     std::printf("%s\n%s\n", s.bold("output").c_str(),
                 out.is_string() ? out.get<std::string>().c_str() : out.dump(2).c_str());
   } else if (!run->error.empty()) {
@@ -250,12 +205,7 @@ int cmd_events(const Common& common, const std::string& id, bool follow) {
       after = ev.seq;
       if (ev.type == "run.finished") finished = true;
       if (common.json) {
-        json line = {{"seq", ev.seq},
-                     {"ts_ms", ev.ts_ms},
-                     {"type", ev.type},
-                     {"step_key", ev.step_key},
-                     {"data", parse_or_string(ev.data_json)}};
-        std::printf("%s\n", line.dump().c_str());
+        std::printf("%s\n", event_json(ev).dump().c_str());
       } else {
         std::printf("%s  %s %s %s\n", s.dim(format_time(ev.ts_ms)).c_str(),
                     s.cyan(pad(ev.type, 14)).c_str(), pad(ev.step_key, 8).c_str(),

@@ -32,6 +32,7 @@
 #include <unordered_map>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "loop/http_transfer.h"
 
 namespace troupe {
@@ -76,10 +77,6 @@ std::string current_exception_text() {
   }
 }
 
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
 struct TimerEntry {
   uint64_t deadline_ns;
   uint64_t seq;  // insertion order: equal deadlines fire first-in first-out
@@ -113,11 +110,7 @@ struct Shard {
 
 const std::string* find_header(const Headers& headers, std::string_view name) {
   for (const auto& [key, value] : headers) {
-    if (key.size() != name.size()) continue;
-    bool same = true;
-    for (size_t i = 0; i < key.size() && same; ++i)
-      same = lower(key[i]) == lower(name[i]);
-    if (same) return &value;
+    if (text::iequals(key, name)) return &value;
   }
   return nullptr;
 }
@@ -139,7 +132,7 @@ struct EventLoop::Impl {
   std::vector<TimerEntry> heap;  // lazily pruned: cancelled timers stay until they surface
   std::unordered_map<Id, std::function<void()>> timers;
   std::unordered_map<Id, std::unique_ptr<HttpTransfer>> transfers;
-  std::vector<Id> pending_adds;  // started from inside curl_multi_perform
+  std::vector<Id> pending_adds;  // started from inside curl_multi_socket_action
   std::deque<Id> finishing;      // terminal transfers whose on_complete is due
   bool in_perform = false;
   bool in_iteration = false;
@@ -447,7 +440,7 @@ struct EventLoop::Impl {
     }
   }
 
-  // ---- curl callbacks (inside curl_multi_perform) ----
+  // ---- curl callbacks (inside curl_multi_socket_action) ----
 
   static size_t on_curl_header(char* data, size_t size, size_t count, void* user) {
     auto* t = static_cast<HttpTransfer*>(user);

@@ -1,11 +1,16 @@
-// event_loop.h: the host's single event loop — libcurl multi, timers, posted work.
+// event_loop.h: the host's single event loop — epoll, libcurl's socket interface, timers,
+// posted work.
 //
 // One EventLoop per host. Everything that touches Lua, plugin hooks or in-flight calls runs
 // on the loop thread (the thread that calls run()/run_once()). Other threads talk to it only
-// through post(), which is thread-safe and wakes the loop at once.
+// through post(), stop() and now_ns(); post() is thread-safe and wakes the loop at once (an
+// eventfd in the epoll set).
 //
-// HTTP transfers are libcurl easy handles driven by the loop's multi handle; their
-// callbacks run on the loop thread. Timers are a min-heap keyed by a monotonic clock.
+// Each iteration waits in epoll_wait for ready sockets, the next timer or curl timeout, or a
+// wake-up. HTTP transfers are libcurl easy handles spread over several multi handles (shards,
+// decision 0007) driven through curl_multi_socket_action; their callbacks run on the loop
+// thread. Timers are a min-heap keyed by a monotonic clock. host/loop/README.md has the order
+// of work in one iteration.
 #pragma once
 
 #include <cstdint>

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "core/text.h"
+
 namespace troupe {
 namespace {
 
@@ -51,9 +53,7 @@ std::string endpoint_text(const Endpoint& e) {
 }
 
 std::string lowercase_name(std::string_view host) {
-  std::string out(host);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  std::string out = text::ascii_lower(host);
   while (!out.empty() && out.back() == '.')
     out.pop_back();
   return out;

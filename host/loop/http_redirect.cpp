@@ -7,14 +7,10 @@
 #include <cstdlib>
 #include <memory>
 
+#include "core/text.h"
+
 namespace troupe {
 namespace {
-
-std::string lowercase(std::string s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return s;
-}
 
 // One part of a parsed URL, or nothing.
 std::optional<std::string> part(CURLU* url, CURLUPart which, unsigned int flags) {
@@ -36,8 +32,8 @@ std::optional<UrlOrigin> url_origin(const std::string& url) {
   auto port = part(handle.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
   if (!scheme || !host || !port) return std::nullopt;
   UrlOrigin o;
-  o.scheme = lowercase(*scheme);
-  o.host = lowercase(*host);
+  o.scheme = text::ascii_lower(*scheme);
+  o.host = text::ascii_lower(*host);
   while (!o.host.empty() && o.host.back() == '.')
     o.host.pop_back();  // "example.com." is "example.com"
   o.port = std::atoi(port->c_str());
@@ -47,7 +43,7 @@ std::optional<UrlOrigin> url_origin(const std::string& url) {
 bool crosses_origins_safely(const std::string& header_name) {
   static const char* const safe[] = {"accept",       "accept-language", "content-language",
                                      "content-type", "range",           "user-agent"};
-  std::string name = lowercase(header_name);
+  std::string name = text::ascii_lower(header_name);
   return std::any_of(std::begin(safe), std::end(safe), [&](const char* s) { return name == s; });
 }
 

@@ -7,32 +7,13 @@
 #include <string>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "loop/http_redirect.h"
 
 namespace troupe::loop_detail {
 namespace {
 
 constexpr long kDefaultConnectTimeoutMs = 10'000;
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 // RFC 9110 token characters: what a method or a header name may consist of.
 bool is_token(std::string_view s) {
@@ -135,13 +116,13 @@ bool HeaderParser::feed(std::string_view line) {
     // Obsolete line folding: the line continues the previous header's value.
     std::string& value = headers_.back().second;
     value += ' ';
-    value += trim(content);
+    value += text::trim(content);
     return false;
   }
   size_t colon = content.find(':');
   if (colon == std::string_view::npos) return false;
-  headers_.emplace_back(std::string(trim(content.substr(0, colon))),
-                        std::string(trim(content.substr(colon + 1))));
+  headers_.emplace_back(std::string(text::trim(content.substr(0, colon))),
+                        std::string(text::trim(content.substr(colon + 1))));
   return false;
 }
 
@@ -178,7 +159,7 @@ bool configure_transfer(HttpTransfer& t, HttpRequest& request, troupe_status_t* 
       return fail(TROUPE_INVALID_ARGUMENT,
                   "value of HTTP header '" + name + "' contains a line break or NUL", status,
                   message);
-    if (iequals(name, "Expect")) has_expect = true;
+    if (text::iequals(name, "Expect")) has_expect = true;
     // "Name:" would make curl drop the header; "Name;" sends it with an empty value.
     std::string line = value.empty() ? name + ";" : name + ": " + value;
     curl_slist* grown = curl_slist_append(t.header_list, line.c_str());

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/json_text.h"
 #include "core/utf8.h"
 
 namespace troupe::lua {
@@ -288,7 +289,7 @@ bool to_json(lua_State* L, int idx, nlohmann::json* out, std::string* error,
 bool to_json(lua_State* L, int idx, std::string* out, std::string* error, const char* root_name) {
   nlohmann::json j;
   if (!to_json(L, idx, &j, error, root_name)) return false;
-  *out = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  *out = json_text(j);
   return true;
 }
 

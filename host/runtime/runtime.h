@@ -125,7 +125,7 @@ class Runtime {
   size_t active_runs() const;
 
   // Adds an external tool, or replaces the one of the same name. Loop thread. Defined in
-  // host_external_tools.cpp.
+  // prim_external_tools.cpp.
   void add_external_tool(ExternalTool tool);
 
  private:

@@ -1,7 +1,8 @@
 // runtime_internal.h: the runtime's private model — runs, tasks (coroutines), joins, the core.
 //
-// Shared by runtime.cpp (scheduling, journaling, run lifecycle) and host_calls.cpp (the
-// primitives Lua calls). Nothing outside host/runtime includes it.
+// Shared by the Core's files (runtime.cpp: a run's life; scheduler.cpp: tasks and joins;
+// run_journal.cpp, run_limits.cpp, run_cancel.cpp) and the primitives (primitives.h). Nothing
+// outside host/runtime includes it.
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/liveness.h"
 #include "runtime/lua_memory.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -25,6 +27,9 @@
 namespace troupe::rt {
 
 struct Run;
+
+// Instructions between two calls of a run's count hook (run_limits.cpp).
+constexpr int kHookEvery = 10000;
 
 // Pushes the values a task is resumed with onto its coroutine; returns how many.
 using Pusher = std::function<int(lua_State* co)>;
@@ -143,11 +148,11 @@ class Core {
   void cancel(const std::string& run_id, const std::string& reason);
   void cancel_now(const std::string& run_id, const std::string& reason);
 
-  // --- used by the host primitives (host_calls.cpp)
+  // --- used by the primitives (primitives.h)
   // The task a coroutine belongs to: null outside any run, or when that task has ended.
   Task* task_of_thread(lua_State* co) const { return tasks_.find(thread_handle(co)); }
   // Resumes task on a later loop turn; push (may be empty) pushes the results of the host call
-  // it waits on, from inside the task's coroutine (deliver, in host_calls.cpp).
+  // it waits on, from inside the task's coroutine (deliver, in prim_support.cpp).
   void schedule(const std::shared_ptr<Task>& task, Pusher push);
   // A new coroutine, created from (and anchored through) the thread `on`. Raises (Lua) when
   // the run's memory is exhausted.
@@ -179,10 +184,10 @@ class Core {
   // heap against max_memory_mb; a negative delta releases it.
   void charge_host_bytes(Run& run, int64_t delta);
   // Runs fn inside lua_pcall on the main thread, allocations charged to run (the host's when
-  // null): a Lua error (memory exhausted, above all) becomes the returned message instead of
-  // unwinding through the host. fn works on the thread it is given, never on a coroutine
-  // that is not running (a raise there would reset it).
-  std::string protect(Run* run, const std::function<void(lua_State*)>& fn);
+  // null): a Lua error (memory exhausted, above all) returns false with its message in
+  // *error instead of unwinding through the host. fn works on the thread it is given, never
+  // on a coroutine that is not running (a raise there would reset it).
+  bool protect(Run* run, const std::function<void(lua_State*)>& fn, std::string* error);
 
   EventLoop& loop;
   Store* store;
@@ -193,7 +198,7 @@ class Core {
   std::function<void(const RunEvent&)> listener;
   std::unordered_map<std::string, std::shared_ptr<Run>> runs;
   std::string default_model = "mock/mock-1";
-  std::shared_ptr<bool> alive = std::make_shared<bool>(true);  // expires with the core
+  Liveness alive;  // ended in ~Core; deferred callbacks check their Watch
 
  private:
   friend class troupe::Runtime;
@@ -267,8 +272,8 @@ inline Core* core_of_state(lua_State* co) {
   return static_cast<Core*>(ud);
 }
 
-// host_calls.cpp: pushes the `host` primitives table the Lua library is built on.
-void push_host_api(lua_State* L, Core* core);
+// prim_support.cpp: pushes the `host` table of primitives the Lua library is built on.
+void push_primitives(lua_State* L, Core* core);
 
 // sandbox_meters.cpp: replaces the standard library's C functions whose work is not made of
 // Lua instructions (pattern matching, sorting, string.rep) with ones that charge it to the

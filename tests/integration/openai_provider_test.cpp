@@ -90,7 +90,7 @@ class OpenAIProvider : public ::testing::Test {
 
   CallResult call(PluginInstance& instance, CallProbe& probe, bool stream,
                   const std::string& request = kRequest) {
-    instance.invoke("chat", request, stream, 10000, probe.handlers());
+    instance.start_call("chat", request, stream, 10000, probe.handlers());
     EXPECT_TRUE(run_until(loop, [&] { return probe.done(); }));
     EXPECT_EQ(probe.results.size(), 1u);
     return probe.results.empty() ? CallResult{} : probe.results[0];
@@ -309,9 +309,9 @@ TEST_F(OpenAIProvider, CancelMidStreamCompletesOnceWithCancelled) {
   });
   auto openai = make(json::object());
   CallProbe probe;
-  uint64_t id = openai->invoke("chat", kRequest, true, 0, probe.handlers());
+  uint64_t id = openai->start_call("chat", kRequest, true, 0, probe.handlers());
   ASSERT_TRUE(run_until(loop, [&] { return !probe.events.empty(); }));
-  openai->cancel(id);
+  openai->cancel_call(id);
   ASSERT_EQ(probe.results.size(), 1u);
   EXPECT_EQ(probe.results[0].status, TROUPE_CANCELLED);
   ASSERT_TRUE(run_until(loop, [&] { return openai->calls_in_flight() == 0; }));

@@ -38,7 +38,7 @@ class PluginContract : public ::testing::Test {
   CallProbe call(PluginInstance& instance, const std::string& operation,
                  const std::string& request = "{}", uint32_t timeout_ms = 0) {
     CallProbe probe;
-    instance.invoke(operation, request, true, timeout_ms, probe.handlers());
+    instance.start_call(operation, request, true, timeout_ms, probe.handlers());
     EXPECT_TRUE(run_until(loop, [&] { return probe.done(); })) << operation;
     return probe;
   }
@@ -58,7 +58,7 @@ class PluginContract : public ::testing::Test {
 TEST_F(PluginContract, SynchronousCompletionIsDeliveredLaterOnTheLoopNeverInsideInvoke) {
   auto instance = make("sync_complete");
   CallProbe probe;
-  uint64_t id = instance->invoke("chat", "{}", true, 0, probe.handlers());
+  uint64_t id = instance->start_call("chat", "{}", true, 0, probe.handlers());
   EXPECT_NE(id, 0u);
   EXPECT_TRUE(probe.results.empty()) << "on_complete ran inside invoke";
   EXPECT_TRUE(probe.events.empty()) << "on_event ran inside invoke";
@@ -79,7 +79,7 @@ TEST_F(PluginContract, CallIdsAreNeverReusedAcrossInstances) {
   for (int i = 0; i < 10; ++i) {
     for (auto* inst : {a.get(), b.get()}) {
       probes.push_back(std::make_unique<CallProbe>());
-      ids.insert(inst->invoke("ping", "{}", false, 0, probes.back()->handlers()));
+      ids.insert(inst->start_call("ping", "{}", false, 0, probes.back()->handlers()));
     }
   }
   EXPECT_EQ(ids.size(), 20u);
@@ -114,7 +114,7 @@ TEST_F(PluginContract, ForeignThreadEventsAndCompletionRunOnTheLoopThread) {
       EXPECT_EQ(r.result_json, "{\"thread\":true}");
       ++seen[i].completions;
     };
-    instance->invoke("chat", "{}", true, 0, std::move(h));
+    instance->start_call("chat", "{}", true, 0, std::move(h));
   }
   EXPECT_EQ(instance->calls_in_flight(), static_cast<size_t>(kCalls));
   ASSERT_TRUE(run_until(loop, [&] { return instance->calls_in_flight() == 0; }));
@@ -129,7 +129,7 @@ TEST_F(PluginContract, ForeignThreadEventsAndCompletionRunOnTheLoopThread) {
 TEST_F(PluginContract, ADoubleCompletionIsAbsorbedCountedAndLoggedOnce) {
   auto instance = make("complete_twice", "twice");
   CallProbe probe;
-  uint64_t id = instance->invoke("chat", "{}", false, 0, probe.handlers());
+  uint64_t id = instance->start_call("chat", "{}", false, 0, probe.handlers());
   // Both completions were posted inside invoke; the count proves the second was processed.
   ASSERT_TRUE(run_until(loop, [&] { return instance->contract_violations() == 1; }));
   ASSERT_EQ(probe.results.size(), 1u);
@@ -153,7 +153,7 @@ TEST_F(PluginContract, ADoubleCompletionIsAbsorbedCountedAndLoggedOnce) {
 TEST_F(PluginContract, AnEmitAfterCompletionIsDroppedAndCounted) {
   auto instance = make("emit_after_complete");
   CallProbe probe;
-  uint64_t id = instance->invoke("chat", "{}", true, 0, probe.handlers());
+  uint64_t id = instance->start_call("chat", "{}", true, 0, probe.handlers());
   ASSERT_TRUE(run_until(loop, [&] { return instance->contract_violations() == 1; }));
   ASSERT_EQ(probe.results.size(), 1u);
   EXPECT_EQ(probe.results[0].status, TROUPE_OK);
@@ -168,7 +168,7 @@ TEST_F(PluginContract, AnEmitAfterCompletionIsDroppedAndCounted) {
 TEST_F(PluginContract, ACompletionForAnUnknownCallIdIsIgnoredAndCounted) {
   auto instance = make("sync_complete");
   CallProbe probe;
-  uint64_t id = instance->invoke("unknown_id", "{}", false, 0, probe.handlers());
+  uint64_t id = instance->start_call("unknown_id", "{}", false, 0, probe.handlers());
   ASSERT_TRUE(run_until(loop, [&] { return probe.done(); }));
   ASSERT_TRUE(run_until(loop, [&] { return instance->contract_violations() == 1; }));
   ASSERT_EQ(probe.results.size(), 1u);
@@ -184,7 +184,7 @@ TEST_F(PluginContract, ACompletionForAnUnknownCallIdIsIgnoredAndCounted) {
 TEST_F(PluginContract, AnInvokeThatThrowsCompletesTheCallWithInternalLater) {
   auto instance = make("invoke_throws", "thrower");
   CallProbe probe;
-  instance->invoke("chat", "{}", false, 0, probe.handlers());
+  instance->start_call("chat", "{}", false, 0, probe.handlers());
   EXPECT_TRUE(probe.results.empty()) << "on_complete ran inside invoke";
   EXPECT_EQ(instance->contract_violations(), 1u);
   EXPECT_EQ(instance->calls_in_flight(), 0u);
@@ -223,20 +223,20 @@ TEST_F(PluginContract, ACompletionInTimeCancelsTheDeadline) {
 TEST_F(PluginContract, CancelCompletesOnceWithCancelledThenAbsorbsTheLateCompletion) {
   auto instance = make("complete_after_cancel", "stubborn");
   CallProbe probe;
-  uint64_t id = instance->invoke("chat", "{}", false, 0, probe.handlers());
-  instance->cancel(id);
+  uint64_t id = instance->start_call("chat", "{}", false, 0, probe.handlers());
+  instance->cancel_call(id);
   ASSERT_EQ(probe.results.size(), 1u);  // "at once": before cancel returns
   EXPECT_EQ(probe.results[0].status, TROUPE_CANCELLED);
   EXPECT_EQ(probe.results[0].error, "stubborn: call cancelled");
   EXPECT_EQ(instance->calls_in_flight(), 1u);
-  instance->cancel(id);  // a second cancel is ignored
+  instance->cancel_call(id);  // a second cancel is ignored
   // The plugin's own OK completion arrives ~50 ms later from its thread: absorbed silently.
   ASSERT_TRUE(run_until(loop, [&] { return instance->calls_in_flight() == 0; }));
   EXPECT_EQ(probe.results.size(), 1u);
   EXPECT_EQ(instance->contract_violations(), 0u);
   EXPECT_EQ(logs.count(log::Level::warn, "contract violation"), 0u) << logs.text();
-  instance->cancel(id);          // finished: ignored
-  instance->cancel(id + 12345);  // unknown: ignored
+  instance->cancel_call(id);          // finished: ignored
+  instance->cancel_call(id + 12345);  // unknown: ignored
   expect_ping_works(*instance);
 }
 
@@ -266,7 +266,7 @@ TEST_F(PluginContract, DroppingAnInstanceWithACallInFlightDefersDestroyUntilTheP
   config.name = "orphan";
   auto instance = PluginInstance::create(loop, std::move(lib), config);
   CallProbe probe;
-  instance->invoke("chat", "{}", true, 0, probe.handlers());
+  instance->start_call("chat", "{}", true, 0, probe.handlers());
   instance.reset();  // the plugin's thread is still going to complete the call
   EXPECT_FALSE(logs.contains("fixture destroyed"));
   EXPECT_FALSE(weak_lib.expired());
@@ -283,7 +283,7 @@ TEST_F(PluginContract, DroppingAnInstanceWithACallInFlightDefersDestroyUntilTheP
 TEST_F(PluginContract, DroppingAnInstanceWhoseCallNeverEndsDoesNotCrash) {
   auto instance = make("never_completes");
   CallProbe probe;
-  instance->invoke("chat", "{}", false, 0, probe.handlers());
+  instance->start_call("chat", "{}", false, 0, probe.handlers());
   instance.reset();
   ASSERT_TRUE(run_until(loop, [&] { return probe.done(); }));
   EXPECT_EQ(probe.results[0].status, TROUPE_CANCELLED);
@@ -368,10 +368,10 @@ TEST_F(PluginContract, CancellingACallCancelsItsTransfers) {
   auto instance = make("secrets", "hung", "{\"url\":\"" + server.url("/v1/hang") + "\"}",
                        {{"api_key", kSecret}});
   CallProbe probe;
-  uint64_t id = instance->invoke("http", "{}", false, 0, probe.handlers());
+  uint64_t id = instance->start_call("http", "{}", false, 0, probe.handlers());
   ASSERT_TRUE(run_until(loop, [&] { return server.request_count() == 1; }));
   EXPECT_EQ(loop.active_transfers(), 1u);
-  instance->cancel(id);
+  instance->cancel_call(id);
   ASSERT_EQ(probe.results.size(), 1u);
   EXPECT_EQ(probe.results[0].status, TROUPE_CANCELLED);
   // The transfer's on_complete(CANCELLED) reaches the plugin, which then completes its call.

@@ -171,7 +171,7 @@ TEST(PluginLoading, TheHostSurvivesEveryRefusalAndStillRunsAGoodPlugin) {
   auto instance =
       PluginInstance::create(loop, PluginLibrary::load(fixture_path("sync_complete")), {});
   test::CallProbe probe;
-  instance->invoke("ping", "{}", false, 0, probe.handlers());
+  instance->start_call("ping", "{}", false, 0, probe.handlers());
   ASSERT_TRUE(test::run_until(loop, [&] { return probe.done(); }));
   EXPECT_EQ(probe.results[0].status, TROUPE_OK);
   EXPECT_EQ(probe.results[0].result_json, "{\"pong\":true}");
@@ -224,7 +224,7 @@ TEST(PluginLoading, TheLibraryStaysLoadedWhileAnInstanceLives) {
   auto instance = PluginInstance::create(loop, std::move(lib), {});
   EXPECT_FALSE(weak.expired());
   test::CallProbe probe;
-  instance->invoke("chat", "{}", true, 0, probe.handlers());
+  instance->start_call("chat", "{}", true, 0, probe.handlers());
   ASSERT_TRUE(test::run_until(loop, [&] { return probe.done(); }));
   EXPECT_EQ(probe.text, "sync");
   instance.reset();

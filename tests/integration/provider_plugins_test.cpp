@@ -48,7 +48,7 @@ TEST_F(ProviderPlugins, MockStreamsDeltasAndUsageThenCompletesAfterItsLatency) {
     record_event(e);
   };
   uint64_t start = EventLoop::now_ns();
-  mock->invoke("chat", kHello, true, 10000, std::move(handlers));
+  mock->start_call("chat", kHello, true, 10000, std::move(handlers));
   EXPECT_TRUE(probe.results.empty());
   ASSERT_TRUE(run_until(loop, [&] { return probe.done(); }));
   uint64_t elapsed_ms = (EventLoop::now_ns() - start) / 1000000;
@@ -80,9 +80,9 @@ TEST_F(ProviderPlugins, MockStreamsDeltasAndUsageThenCompletesAfterItsLatency) {
 TEST_F(ProviderPlugins, MockCancelledMidStreamAnswersOnceAndCleansUp) {
   auto mock = make("mock", R"({"latency_ms":5000})");
   CallProbe probe;
-  uint64_t id = mock->invoke("chat", kHello, true, 0, probe.handlers());
+  uint64_t id = mock->start_call("chat", kHello, true, 0, probe.handlers());
   EXPECT_EQ(loop.pending_timers(), 1u);
-  mock->cancel(id);
+  mock->cancel_call(id);
   ASSERT_EQ(probe.results.size(), 1u);
   EXPECT_EQ(probe.results[0].status, TROUPE_CANCELLED);
   // The mock completes its cancelled call itself (CANCELLED): absorbed, nothing left over.
@@ -95,7 +95,7 @@ TEST_F(ProviderPlugins, MockCancelledMidStreamAnswersOnceAndCleansUp) {
 TEST_F(ProviderPlugins, EchoCEchoesTheLastUserMessage) {
   auto echo = make("echo_c", "{}");
   CallProbe probe;
-  echo->invoke("chat", kHello, false, 0, probe.handlers());
+  echo->start_call("chat", kHello, false, 0, probe.handlers());
   ASSERT_TRUE(run_until(loop, [&] { return probe.done(); }));
   ASSERT_EQ(probe.results[0].status, TROUPE_OK) << probe.results[0].error;
   auto response = nlohmann::json::parse(probe.results[0].result_json);
@@ -107,7 +107,7 @@ TEST_F(ProviderPlugins, EchoCEchoesTheLastUserMessage) {
 TEST_F(ProviderPlugins, EchoCReadsItsPrefixThroughConfigGet) {
   auto echo = make("echo_c", R"({"prefix":"you said: "})");
   CallProbe probe;
-  echo->invoke("chat", kHello, false, 0, probe.handlers());
+  echo->start_call("chat", kHello, false, 0, probe.handlers());
   ASSERT_TRUE(run_until(loop, [&] { return probe.done(); }));
   ASSERT_EQ(probe.results[0].status, TROUPE_OK) << probe.results[0].error;
   EXPECT_EQ(nlohmann::json::parse(probe.results[0].result_json).at("text"),

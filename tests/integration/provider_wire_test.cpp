@@ -207,7 +207,7 @@ class WireTest {
       out.result = std::move(r);
       out.completed = true;
     };
-    plugin->invoke("chat", request.dump(), stream, timeout_ms, std::move(handlers));
+    plugin->start_call("chat", request.dump(), stream, timeout_ms, std::move(handlers));
     test::run_until(
         loop_, [&] { return out.completed; }, wait_ms);
     if (out.ok()) out.response = json::parse(out.result.result_json, nullptr, false);
@@ -628,14 +628,14 @@ TEST_P(ProviderWire, CancelOfAHangingCallCompletesCancelledPromptly) {
     };
     json request = user_request(vendor_, "never answered");
     request["model"] = "fault-hang";
-    uint64_t id = plugin_->invoke("chat", request.dump(), stream, 0, std::move(handlers));
+    uint64_t id = plugin_->start_call("chat", request.dump(), stream, 0, std::move(handlers));
     ASSERT_TRUE(test::run_until(
         loop_, [&] { return server_.chat_count() > before; }, 10000))
         << "the request reached the server";
     test::run_until(
         loop_, [] { return false; }, 100);  // it hangs: nothing completes
     EXPECT_FALSE(out.completed);
-    plugin_->cancel(id);
+    plugin_->cancel_call(id);
     ASSERT_TRUE(out.completed);
     EXPECT_EQ(out.result.status, TROUPE_CANCELLED);
     results_.push_back(out.result);

@@ -501,7 +501,7 @@ class RequestSchema : public ::testing::Test {
         done = true;
         EXPECT_EQ(r.status, TROUPE_OK) << label << ": " << r.error;
       };
-      plugin->invoke("chat", request.dump(), stream, 0, std::move(handlers));
+      plugin->start_call("chat", request.dump(), stream, 0, std::move(handlers));
       EXPECT_TRUE(test::run_until(
           loop_, [&] { return done; }, 20000))
           << label;

@@ -1,4 +1,4 @@
-// host_external_tools.cpp: host.external_tool — tools implemented by the embedder (Python
+// prim_external_tools.cpp: host.external_tool — tools implemented by the embedder (Python
 // functions).
 //
 // The embedder registers tools with Runtime::add_external_tool; the table of them lives in the
@@ -17,8 +17,8 @@
 
 #include "core/log.h"
 #include "loop/event_loop.h"
-#include "runtime/host_call_util.h"
 #include "runtime/json_lua.h"
+#include "runtime/primitives.h"
 #include "runtime/runtime_internal.h"
 
 namespace troupe {
@@ -113,7 +113,7 @@ int call(lua_State* L, const std::string& name) {
   // A cancelled branch drops the result; the embedder's function still runs to its end.
   auto abandoned = std::make_shared<std::atomic<bool>>(false);
   std::weak_ptr<Task> weak = core->shared(t);
-  std::weak_ptr<bool> token = core->alive;
+  Liveness::Watch token = core->alive.watch();
   EventLoop* loop = &core->loop;
   auto once = std::make_shared<std::atomic<bool>>(false);
   ExternalTool::Done done = [core, loop, weak, token, abandoned, once](bool ok,
@@ -121,7 +121,7 @@ int call(lua_State* L, const std::string& name) {
     if (once->exchange(true)) return;  // exactly once, whatever the embedder does
     // The embedder's text reaches the workflow: redacted like every other way in (0013).
     loop->post([core, weak, token, abandoned, ok, text = log::redact(text)] {
-      if (token.expired() || abandoned->load()) return;
+      if (token.gone() || abandoned->load()) return;
       auto task = weak.lock();
       if (!task) return;
       task->cancel_op = nullptr;
@@ -134,12 +134,12 @@ int call(lua_State* L, const std::string& name) {
   };
   t->cancel_op = [abandoned] { abandoned->store(true); };
   tool->call(arguments, std::move(done));
-  return yield_for_host(L, t);
+  return suspend_task(L, t);
 }
 
 }  // namespace
 
-int host_external_tool(lua_State* L) {
+int prim_external_tool(lua_State* L) {
   std::string name = luaL_checkstring(L, 1);
   if (lua_isnoneornil(L, 2)) return describe(L, name);
   return call(L, name);

@@ -1,4 +1,4 @@
-// host_schema.cpp: host.validate — JSON Schema (draft 7) validation of Lua values with valijson,
+// prim_schema.cpp: host.validate — JSON Schema (draft 7) validation of Lua values with valijson,
 // for tool arguments, structured output and troupe.validate.
 //
 // valijson runs regular expressions with std::regex, which backtracks exponentially
@@ -29,8 +29,9 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
-#include "runtime/host_call_util.h"
+#include "core/json_text.h"
 #include "runtime/json_lua.h"
+#include "runtime/primitives.h"
 
 namespace troupe::rt {
 namespace {
@@ -347,7 +348,7 @@ bool is_summary(const std::string& description) {
 
 // host.validate(schema, value) -> true | false, { "path: message", ... }
 // Raises when schema is not a table or not a valid JSON Schema.
-int host_validate(lua_State* L) {
+int prim_validate(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checkany(L, 2);
   nlohmann::json schema_doc, value;
@@ -356,7 +357,7 @@ int host_validate(lua_State* L) {
     return luaL_error(L, "troupe.validate: %s", error.c_str());
   if (!lua::to_json(L, 2, &value, &error, "value"))
     return luaL_error(L, "troupe.validate: %s", error.c_str());
-  std::string text = schema_doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string text = json_text(schema_doc);
   std::shared_ptr<valijson::Schema> schema = parsed_schema(schema_doc, text, value, &error);
   if (!schema) return luaL_error(L, "troupe.validate: not a valid JSON Schema: %s", error.c_str());
 

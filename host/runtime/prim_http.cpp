@@ -1,4 +1,4 @@
-// host_http.cpp: host.http — an HTTP request from a workflow (troupe.http), as a recorded step.
+// prim_http.cpp: host.http — an HTTP request from a workflow (troupe.http), as a recorded step.
 //
 // The transfer runs on the host's event loop like a provider's, so a waiting request suspends
 // only its branch. http and https only (the loop refuses other schemes); redirects are followed
@@ -10,13 +10,15 @@
 // tokens); the step keeps the method, the URL, the status and sizes.
 #include <nlohmann/json.hpp>
 
+#include "core/json_text.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "loop/event_loop.h"
 #include "loop/http_redirect.h"
-#include "runtime/host_call_util.h"
 #include "runtime/json_lua.h"
+#include "runtime/primitives.h"
 #include "runtime/runtime_internal.h"
-#include "troupe/plugin.hpp"
+#include "troupe/status_names.h"
 
 namespace troupe::rt {
 namespace {
@@ -180,7 +182,7 @@ void start_transfer(Core* core, const std::shared_ptr<HttpExchange>& ex,
 }  // namespace
 
 // host.http(request_table) -> true, {status, headers, body, url} | false, error
-int host_http(lua_State* L) {
+int prim_http(lua_State* L) {
   Core* core = core_of(L);
   Task* t = waiting_task_of(L, "troupe.http");
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -195,23 +197,21 @@ int host_http(lua_State* L) {
   step.run_id = run.id;
   step.step_key = key;
   step.kind = "http";
-  step.request_json =
-      nlohmann::json{{"method", ex->options.request.method}, {"url", ex->options.request.url}}.dump(
-          -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  step.request_json = json_text(
+      nlohmann::json{{"method", ex->options.request.method}, {"url", ex->options.request.url}});
   step.started_ms = unix_ms();
   core->emit(run, "step.started", key,
-             nlohmann::json{{"kind", "http"},
-                            {"method", ex->options.request.method},
-                            {"url", ex->options.request.url}}
-                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+             json_text(nlohmann::json{{"kind", "http"},
+                                      {"method", ex->options.request.method},
+                                      {"url", ex->options.request.url}}));
 
   std::weak_ptr<Task> weak = core->shared(t);
-  std::weak_ptr<bool> token = core->alive;
+  Liveness::Watch token = core->alive.watch();
   uint64_t t0 = EventLoop::now_ns();
   auto current = std::make_shared<EventLoop::Id>(0);
   auto done = [core, weak, token, ex, step, t0](troupe_status_t status,
                                                 std::string message) mutable {
-    if (token.expired()) return;
+    if (token.gone()) return;
     auto task = weak.lock();
     if (!task || task->finished) return;
     task->cancel_op = nullptr;
@@ -223,7 +223,7 @@ int host_http(lua_State* L) {
       nlohmann::json record = {
           {"status", ex->status}, {"bytes", ex->body.size()}, {"url", ex->options.request.url}};
       if (!ex->hops.empty()) record["redirected_from"] = ex->hops;
-      step.response_json = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      step.response_json = json_text(record);
       // What reaches the workflow is redacted like every other way in (decision 0013).
       ex->body = log::redact(ex->body);
       for (auto& header : ex->headers)
@@ -240,17 +240,14 @@ int host_http(lua_State* L) {
         // Header names lowercased: HTTP names are case-insensitive, Lua keys are not.
         lua_createtable(co, 0, static_cast<int>(ex->headers.size()));
         for (const auto& [name, value] : ex->headers) {
-          std::string lower = name;
-          for (char& c : lower)
-            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
           lua_pushlstring(co, value.data(), value.size());
-          lua_setfield(co, -2, lower.c_str());
+          lua_setfield(co, -2, text::ascii_lower(name).c_str());
         }
         lua_setfield(co, -2, "headers");
         return 2;
       };
     } else {
-      const char* name = sdk::status_name(status);
+      const char* name = troupe_status_name(status);
       message = log::redact(message);
       step.status = status == TROUPE_CANCELLED ? "cancelled" : "failed";
       step.error = std::string(name) + ": " + message;
@@ -268,7 +265,7 @@ int host_http(lua_State* L) {
   };
   start_transfer(core, ex, current, done);
   t->cancel_op = [core, current] { core->loop.http_cancel(*current); };
-  return yield_for_host(L, t);
+  return suspend_task(L, t);
 }
 
 }  // namespace troupe::rt

@@ -1,4 +1,4 @@
-// host_stream.cpp: host.stream / host.stream_next — a streamed model call read by a Lua
+// model_stream.cpp: host.stream / host.stream_next — a streamed model call read by a Lua
 // iterator (agent:stream).
 //
 // host.stream starts the call (one step, like host.chat) and returns a handle at once. The
@@ -22,12 +22,14 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/json_text.h"
 #include "core/log.h"
 #include "loop/event_loop.h"
-#include "runtime/host_call_util.h"
 #include "runtime/json_lua.h"
+#include "runtime/model_call.h"
+#include "runtime/primitives.h"
 #include "runtime/runtime_internal.h"
-#include "troupe/plugin.hpp"
+#include "troupe/status_names.h"
 
 namespace troupe::rt {
 namespace {
@@ -45,7 +47,7 @@ struct Delta {
 
 struct StreamState {
   Core* core = nullptr;
-  std::weak_ptr<bool> token;
+  Liveness::Watch token;
   std::shared_ptr<PluginInstance> provider;
   uint64_t call = 0;
   std::string run_id;
@@ -104,9 +106,7 @@ void emit_text(StreamState& s, troupe_event_type_t type, std::string text) {
   if (type == TROUPE_EVENT_TEXT_DELTA) {
     auto it = s.core->runs.find(s.run_id);
     if (it != s.core->runs.end()) {
-      s.core->emit(*it->second, "text.delta", s.key,
-                   nlohmann::json{{"text", d.text}}.dump(-1, ' ', false,
-                                                         nlohmann::json::error_handler_t::replace),
+      s.core->emit(*it->second, "text.delta", s.key, json_text(nlohmann::json{{"text", d.text}}),
                    false);
     }
   }
@@ -143,8 +143,8 @@ bool has_next(const StreamState& s) {
 }
 
 void cancel_call(StreamState& s) {
-  // PluginInstance::cancel completes the call (on_complete) before it returns.
-  if (!s.completed && !s.token.expired()) s.provider->cancel(s.call);
+  // PluginInstance::cancel_call completes the call (on_complete) before it returns.
+  if (!s.completed && !s.token.gone()) s.provider->cancel_call(s.call);
 }
 
 // Pushes what stream_next returns for the next item: (true, event), (true, nil) at the end,
@@ -181,7 +181,7 @@ int push_next(lua_State* co, StreamState& s) {
     s.ended = true;
     if (!s.ok) {
       lua_pushboolean(co, 0);
-      push_error_table(co, sdk::status_name(s.result.status), s.result.error, s.result.retryable,
+      push_error_table(co, troupe_status_name(s.result.status), s.result.error, s.result.retryable,
                        s.result.retry_after_ms, s.key, s.error_text);
       return 2;
     }
@@ -203,7 +203,7 @@ int push_next(lua_State* co, StreamState& s) {
 
 // Resumes the waiting reader when there is something for it.
 void wake(const std::shared_ptr<StreamState>& s) {
-  if (!has_next(*s) || s->token.expired()) return;
+  if (!has_next(*s) || s->token.gone()) return;
   auto task = s->reader.lock();
   if (!task || task->finished) return;
   s->reader.reset();
@@ -250,7 +250,7 @@ void register_stream_type(lua_State* L) {
 }
 
 // host.stream(agent, "provider/model", role|nil, request) -> handle: starts a streamed call.
-int host_stream(lua_State* L) {
+int prim_stream(lua_State* L) {
   Core* core = core_of(L);
   Task* t = task_of(L);
   ChatCall c = prepare_chat(L, core, t);
@@ -259,7 +259,7 @@ int host_stream(lua_State* L) {
   luaL_setmetatable(L, kStreamType);
   std::shared_ptr<StreamState> s = box->state;
   s->core = core;
-  s->token = core->alive;
+  s->token = core->alive.watch();
   s->provider = c.provider;
   s->run_id = t->run->id;
   s->key = c.key;
@@ -271,7 +271,7 @@ int host_stream(lua_State* L) {
   CallHandlers handlers;
   handlers.on_event = [weak](const StreamEvent& ev) {
     auto s = weak.lock();
-    if (!s || s->completed || s->ended || s->token.expired()) return;
+    if (!s || s->completed || s->ended || s->token.gone()) return;
     if (ev.type != TROUPE_EVENT_TEXT_DELTA && ev.type != TROUPE_EVENT_REASONING_DELTA &&
         ev.type != TROUPE_EVENT_TOOL_CALL_DELTA) {
       return;  // the plugin's USAGE events: the end carries the complete usage instead
@@ -286,7 +286,7 @@ int host_stream(lua_State* L) {
   };
   handlers.on_complete = [weak, step = std::move(c.step), t0](CallResult result) mutable {
     auto s = weak.lock();
-    if (!s || s->token.expired()) return;
+    if (!s || s->token.gone()) return;
     s->completed = true;
     if (!s->ended) flush_held(*s);
     s->ok = settle_chat(&step, &result, t0, &s->error_text);
@@ -300,13 +300,13 @@ int host_stream(lua_State* L) {
       wake(s);
     });
   };
-  s->call = c.provider->invoke("chat", c.body, true, core->options.limits.call_timeout_ms,
-                               std::move(handlers));
+  s->call = c.provider->start_call("chat", c.body, true, core->options.limits.call_timeout_ms,
+                                   std::move(handlers));
   return 1;
 }
 
 // host.stream_next(handle) -> true, event | true, nil (the end) | false, error
-int host_stream_next(lua_State* L) {
+int prim_stream_next(lua_State* L) {
   Core* core = core_of(L);
   StreamState& s = check_stream(L, 1);
   if (has_next(s) || s.ended) return push_next(L, s);
@@ -319,7 +319,7 @@ int host_stream_next(lua_State* L) {
   t->cancel_op = [weak] {
     if (auto s = weak.lock()) cancel_call(*s);
   };
-  return yield_for_host(L, t);
+  return suspend_task(L, t);
 }
 
 }  // namespace troupe::rt

@@ -1,4 +1,4 @@
-// host_tools.cpp: host.tool_step / host.tool_done — a tool call of agent:run as a journaled step.
+// prim_tools.cpp: host.tool_step / host.tool_done — a tool call of agent:run as a journaled step.
 //
 // The Lua side (scripts/troupe/init.lua) validates the arguments and runs the tool; these
 // primitives give the call its step key and record it. tool_step returns a handle meant for a
@@ -9,10 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/json_text.h"
 #include "core/log.h"
 #include "loop/event_loop.h"
-#include "runtime/host_call_util.h"
 #include "runtime/json_lua.h"
+#include "runtime/primitives.h"
 #include "runtime/runtime_internal.h"
 
 namespace troupe::rt {
@@ -22,7 +23,7 @@ constexpr const char* kToolStepType = "troupe.tool_step";
 
 struct ToolStep {
   Core* core = nullptr;
-  std::weak_ptr<bool> token;
+  Liveness::Watch token;
   std::string run_id;
   StepRecord step;
   uint64_t t0 = 0;
@@ -41,8 +42,7 @@ void settle(ToolStep& ts, const std::string& status, const std::string& text) {
   // Tool results go to the journal and to the model: a tool that echoes a key must not leak it.
   std::string clean = log::redact(text);
   if (status == "succeeded") {
-    ts.step.response_json = nlohmann::json{{"result", clean}}.dump(
-        -1, ' ', false, nlohmann::json::error_handler_t::replace);
+    ts.step.response_json = json_text(nlohmann::json{{"result", clean}});
   } else {
     ts.step.error = clean;
   }
@@ -56,7 +56,7 @@ int tool_step_gc(lua_State* L) {
 // Closing a step that did not finish: its branch was cancelled while the tool ran.
 int tool_step_close(lua_State* L) {
   ToolStep& ts = check_step(L, 1);
-  if (ts.done || ts.token.expired()) return 0;
+  if (ts.done || ts.token.gone()) return 0;
   settle(ts, "cancelled", "cancelled: the branch stopped while the tool ran");
   auto it = ts.core->runs.find(ts.run_id);
   if (it != ts.core->runs.end()) ts.core->record_step(*it->second, ts.step, nullptr);
@@ -78,7 +78,7 @@ void register_tool_step_type(lua_State* L) {
 
 // host.tool_step(agent, tool, call_id, arguments) -> handle, step_key: the tool call's step
 // starts (its key is the calling task's next one).
-int host_tool_step(lua_State* L) {
+int prim_tool_step(lua_State* L) {
   Core* core = core_of(L);
   Task* t = task_of(L);
   std::string agent = luaL_checkstring(L, 1);
@@ -96,7 +96,7 @@ int host_tool_step(lua_State* L) {
   new (ts) ToolStep{};
   luaL_setmetatable(L, kToolStepType);
   ts->core = core;
-  ts->token = core->alive;
+  ts->token = core->alive.watch();
   ts->run_id = run.id;
   ts->t0 = EventLoop::now_ns();
   StepRecord& step = ts->step;
@@ -106,19 +106,18 @@ int host_tool_step(lua_State* L) {
   step.agent = tool;  // the tool's name shows where model calls show the agent's
   nlohmann::json request = {{"agent", agent}, {"tool", tool}, {"arguments", arguments}};
   if (!call_id.empty()) request["id"] = call_id;
-  step.request_json = request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  step.request_json = json_text(request);
   step.started_ms = unix_ms();
-  core->emit(
-      run, "step.started", step.step_key,
-      nlohmann::json{{"kind", "tool"}, {"agent", tool}, {"tool", tool}, {"caller", agent}}.dump(
-          -1, ' ', false, nlohmann::json::error_handler_t::replace));
+  core->emit(run, "step.started", step.step_key,
+             json_text(nlohmann::json{
+                 {"kind", "tool"}, {"agent", tool}, {"tool", tool}, {"caller", agent}}));
   lua_pushlstring(L, step.step_key.data(), step.step_key.size());
   return 2;
 }
 
 // host.tool_done(handle, ok, text) -> true: records the step (the result, or the error text
 // when not ok) and resumes once it is journaled.
-int host_tool_done(lua_State* L) {
+int prim_tool_done(lua_State* L) {
   Core* core = core_of(L);
   ToolStep& ts = check_step(L, 1);
   bool ok = lua_toboolean(L, 2);
@@ -131,7 +130,7 @@ int host_tool_done(lua_State* L) {
     lua_pushboolean(co, 1);
     return 1;
   });
-  return yield_for_host(L, t);
+  return suspend_task(L, t);
 }
 
 }  // namespace troupe::rt

@@ -1,0 +1,138 @@
+// model_call.cpp: a model call from Lua to the plugin and back — prepare (provider, step key,
+// request JSON, step.started), start the call on the plugin instance, suspend the task, settle
+// the completion into its step (tokens, redacted response or error) and resume the task.
+// host.stream (model_stream.cpp) shares prepare and settle.
+#include <nlohmann/json.hpp>
+
+#include "core/json_text.h"
+#include "core/log.h"
+#include "loop/event_loop.h"
+#include "plugin/plugin_instance.h"
+#include "runtime/json_lua.h"
+#include "runtime/model_call.h"
+#include "runtime/primitives.h"
+#include "runtime/runtime_internal.h"
+#include "troupe/status_names.h"
+
+namespace troupe::rt {
+
+ChatCall prepare_chat(lua_State* L, Core* core, Task* t) {
+  std::string agent = luaL_checkstring(L, 1);
+  std::string model = luaL_checkstring(L, 2);
+  std::string role = luaL_optstring(L, 3, "");
+  luaL_checktype(L, 4, LUA_TTABLE);
+  size_t slash = model.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == model.size()) {
+    user_error(L, "agent '" + agent + "': model '" + model + "' must be written as provider/model");
+  }
+  std::string provider_name = model.substr(0, slash);
+  std::string error;
+  ChatCall c;
+  c.provider = core->providers.provider(provider_name, &error);
+  if (!c.provider) user_error(L, "agent '" + agent + "': " + error);
+  nlohmann::json request;
+  if (!lua::to_json(L, 4, &request, &error, "request")) {
+    user_error(L, "agent '" + agent + "': " + error);
+  }
+
+  Run& run = *t->run;
+  c.key = t->key(++t->ordinal);
+  request["model"] = model.substr(slash + 1);
+  nlohmann::json meta = {{"agent", agent}, {"run_id", run.id}, {"step_key", c.key}};
+  if (!role.empty()) meta["role"] = role;
+  request["metadata"] = meta;
+  // Invalid UTF-8 in a prompt or a tool result must not throw out of a Lua call.
+  c.body = json_text(request);
+
+  c.step.run_id = run.id;
+  c.step.step_key = c.key;
+  c.step.kind = "chat";
+  c.step.agent = agent;
+  c.step.model = model;
+  c.step.request_json = c.body;  // the store's writer redacts every row it writes
+  c.step.started_ms = unix_ms();
+  core->emit(run, "step.started", c.key,
+             json_text(nlohmann::json{{"kind", "chat"}, {"agent", agent}, {"model", model}}));
+  return c;
+}
+
+// The longest provider error message kept (start and end, see log::redact_cut).
+constexpr size_t kMaxErrorBytes = 1024;
+
+bool settle_chat(StepRecord* step, CallResult* result, uint64_t t0, std::string* error_text) {
+  step->finished_ms = unix_ms();
+  step->latency_us = static_cast<int64_t>((EventLoop::now_ns() - t0) / 1000);
+  nlohmann::json response;
+  if (result->status == TROUPE_OK) {
+    response = nlohmann::json::parse(result->result_json, nullptr, false);
+    if (!response.is_object()) {
+      result->status = TROUPE_INTERNAL;
+      result->error = "the provider returned a response that is not a JSON object";
+    }
+  }
+  if (result->status == TROUPE_OK) {
+    const nlohmann::json& usage = response.contains("usage") ? response["usage"] : nlohmann::json();
+    if (usage.is_object()) {
+      step->input_tokens = usage.value("input_tokens", int64_t{0});
+      step->output_tokens = usage.value("output_tokens", int64_t{0});
+    }
+    step->status = "succeeded";
+    // A plugin that echoes a key must not get it into the journal or the workflow. \u escapes
+    // could spell a key in a form the redactor does not know: such JSON is rewritten first.
+    if (result->result_json.find("\\u") != std::string::npos)
+      result->result_json = json_text(response);
+    result->result_json = log::redact(result->result_json);
+    step->response_json = result->result_json;
+    return true;
+  }
+  // Plugins hand over vendor messages whole; the host cuts them, after redacting (0013).
+  result->error = log::redact_cut(result->error, kMaxErrorBytes);
+  const char* name = troupe_status_name(result->status);
+  *error_text = "agent '" + step->agent + "' (" + step->model + ") step " + step->step_key + ": " +
+                name + ": " + result->error;
+  step->status = result->status == TROUPE_CANCELLED ? "cancelled" : "failed";
+  step->error = std::string(name) + ": " + result->error;
+  return false;
+}
+
+// host.chat(agent, "provider/model", role|nil, request) -> true, response | false, error
+int prim_chat(lua_State* L) {
+  Core* core = core_of(L);
+  Task* t = waiting_task_of(L, "agent:ask/chat");
+  ChatCall c = prepare_chat(L, core, t);
+  std::weak_ptr<Task> weak = core->shared(t);
+  Liveness::Watch token = core->alive.watch();
+  uint64_t t0 = EventLoop::now_ns();
+  CallHandlers handlers;
+  handlers.on_complete = [core, weak, token, step = std::move(c.step),
+                          t0](CallResult result) mutable {
+    if (token.gone()) return;
+    auto task = weak.lock();
+    if (!task) return;
+    task->cancel_op = nullptr;
+    std::string text;
+    Pusher push;
+    if (settle_chat(&step, &result, t0, &text)) {
+      push = [json = std::move(result.result_json)](lua_State* co) {
+        std::string err;
+        lua_pushboolean(co, 1);
+        if (!lua::push_json(co, json, &err)) lua_pushnil(co);
+        return 2;
+      };
+    } else {
+      push = [result, text, key = step.step_key](lua_State* co) {
+        lua_pushboolean(co, 0);
+        push_error_table(co, troupe_status_name(result.status), result.error, result.retryable,
+                         result.retry_after_ms, key, text);
+        return 2;
+      };
+    }
+    core->finish_step(task, std::move(step), std::move(push));
+  };
+  uint64_t call = c.provider->start_call("chat", c.body, false,
+                                         core->options.limits.call_timeout_ms, std::move(handlers));
+  t->cancel_op = [provider = c.provider, call] { provider->cancel_call(call); };
+  return suspend_task(L, t);
+}
+
+}  // namespace troupe::rt

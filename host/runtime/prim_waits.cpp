@@ -1,0 +1,129 @@
+// prim_waits.cpp: the primitives that suspend a task on the loop — host.sleep (a timer, a
+// step), host.parallel and host.map (a join of branch tasks, scheduler.cpp runs them).
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "loop/event_loop.h"
+#include "runtime/json_lua.h"
+#include "runtime/primitives.h"
+#include "runtime/runtime_internal.h"
+
+namespace troupe::rt {
+
+// host.sleep(seconds) -> true
+int prim_sleep(lua_State* L) {
+  Core* core = core_of(L);
+  Task* t = waiting_task_of(L, "troupe.sleep");
+  double seconds = luaL_checknumber(L, 1);
+  if (!(seconds >= 0) || seconds > 365.0 * 24 * 3600) {
+    return luaL_error(L, "troupe.sleep: %f is not a number of seconds between 0 and a year",
+                      seconds);
+  }
+  Run& run = *t->run;
+  std::string key = t->key(++t->ordinal);
+  int64_t started_ms = unix_ms();
+  core->emit(run, "step.started", key,
+             nlohmann::json{{"kind", "sleep"}, {"seconds", seconds}}.dump());
+  std::weak_ptr<Task> weak = core->shared(t);
+  Liveness::Watch token = core->alive.watch();
+  uint64_t t0 = EventLoop::now_ns();
+  auto ms = static_cast<uint64_t>(std::ceil(seconds * 1000.0));
+  // The closure stays small (thousands of runs may sleep at once): the step is built when the
+  // timer fires.
+  EventLoop::Id timer =
+      core->loop.add_timer(ms, [core, weak, token, key, seconds, started_ms, t0]() {
+        if (token.gone()) return;
+        auto task = weak.lock();
+        if (!task || task->finished) return;
+        task->cancel_op = nullptr;
+        StepRecord step;
+        step.run_id = task->run->id;
+        step.step_key = key;
+        step.kind = "sleep";
+        step.request_json = nlohmann::json{{"seconds", seconds}}.dump();
+        step.started_ms = started_ms;
+        step.finished_ms = unix_ms();
+        step.latency_us = static_cast<int64_t>((EventLoop::now_ns() - t0) / 1000);
+        step.status = "succeeded";
+        step.response_json = "{}";
+        core->finish_step(task, std::move(step), [](lua_State* co) {
+          lua_pushboolean(co, 1);
+          return 1;
+        });
+      });
+  t->cancel_op = [core, timer] { core->loop.cancel_timer(timer); };
+  return suspend_task(L, t);
+}
+
+// host.parallel(f1, f2, ...) -> true, r1, r2, ... | false, error
+int prim_parallel(lua_State* L) {
+  Core* core = core_of(L);
+  Task* t = waiting_task_of(L, "troupe.parallel");
+  int n = lua_gettop(L);
+  if (n == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  Run& run = *t->run;
+  auto join = std::make_unique<Join>();
+  join->step_key = t->key(++t->ordinal);
+  join->total = join->started = n;
+  lua_createtable(L, n, 0);
+  join->results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  for (int i = 1; i <= n; ++i) {
+    auto child = core->new_task(run, t, i, join->step_key + "." + std::to_string(i), L);
+    lua_pushvalue(L, i);
+    lua_xmove(L, child->co, 1);
+    join->children.push_back(std::move(child));
+  }
+  core->emit(run, "join.started", join->step_key,
+             nlohmann::json{{"kind", "parallel"}, {"branches", n}}.dump());
+  t->join = std::move(join);
+  for (auto& child : t->join->children)
+    core->schedule(child, nullptr);  // each child calls its function (start_args 0)
+  return suspend_task(L, t);
+}
+
+// host.map(list, fn, concurrency) -> true, results | false, error
+int prim_map(lua_State* L) {
+  Core* core = core_of(L);
+  Task* t = waiting_task_of(L, "troupe.map");
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_Integer concurrency = luaL_optinteger(L, 3, 0);
+  lua_Integer n = luaL_len(L, 1);
+  if (n <= 0) {
+    lua_pushboolean(L, 1);
+    lua_createtable(L, 0, 0);
+    lua::push_array_mt(L);
+    lua_setmetatable(L, -2);
+    return 2;
+  }
+  if (n > 1000000)
+    return luaL_error(L, "troupe.map: %d items is more than the 1000000 allowed", (int)n);
+  Run& run = *t->run;
+  auto join = std::make_unique<Join>();
+  join->step_key = t->key(++t->ordinal);
+  join->is_map = true;
+  join->total = static_cast<int>(n);
+  join->concurrency =
+      (concurrency <= 0 || concurrency > n) ? static_cast<int>(n) : static_cast<int>(concurrency);
+  lua_createtable(L, static_cast<int>(n), 0);
+  lua::push_array_mt(L);
+  lua_setmetatable(L, -2);
+  join->results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, 2);
+  join->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushvalue(L, 1);
+  join->list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  core->emit(
+      run, "join.started", join->step_key,
+      nlohmann::json{{"kind", "map"}, {"branches", n}, {"concurrency", join->concurrency}}.dump());
+  int first = join->concurrency;
+  t->join = std::move(join);
+  for (int i = 0; i < first; ++i)
+    core->start_map_branch(*t, L);
+  return suspend_task(L, t);
+}
+
+}  // namespace troupe::rt

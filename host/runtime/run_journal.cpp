@@ -1,0 +1,77 @@
+// run_journal.cpp: the journal of a run — finished steps into the store (resuming the task
+// once durable) and events to the store and the listener.
+#include "core/json_text.h"
+#include "core/log.h"
+#include "loop/event_loop.h"
+#include "runtime/runtime_internal.h"
+
+namespace troupe::rt {
+
+void Core::emit(Run& run, const char* type, const std::string& step_key, std::string data_json,
+                bool persistent) {
+  // Once a limit stopped the run, what it still causes is not stored (run.finished is).
+  if (persistent && !charge_store(run, false, data_json.size() + step_key.size())) return;
+  // Every event leaves here (listeners, the store): redacted once, as dumped (decision 0013).
+  RunEvent ev{run.id, type, step_key, log::redact(data_json), unix_ms()};
+  if (persistent && store) store->append_event({0, run.id, ev.ts_ms, type, step_key, ev.data_json});
+  if (listener) listener(ev);
+}
+
+void Core::record_step(Run& run, StepRecord step, std::function<void()> on_recorded) {
+  // Over a limit, the step is still journaled (it happened, and may have been paid for); the
+  // run is failed soon after.
+  charge_store(run, true,
+               step.request_json.size() + step.response_json.size() + step.error.size() +
+                   step.step_key.size());
+  // The end is the start plus the latency measured on the monotonic clock: a wall-clock jump
+  // during the step cannot make it end before it started.
+  step.finished_ms = step.started_ms + step.latency_us / 1000;
+  ++run.steps;
+  run.input_tokens += step.input_tokens;
+  run.output_tokens += step.output_tokens;
+  nlohmann::json data = {{"kind", step.kind},
+                         {"status", step.status},
+                         {"latency_ms", static_cast<double>(step.latency_us) / 1000.0}};
+  if (!step.agent.empty()) data["agent"] = step.agent;
+  if (!step.model.empty()) data["model"] = step.model;
+  if (step.input_tokens || step.output_tokens) {
+    data["input_tokens"] = step.input_tokens;
+    data["output_tokens"] = step.output_tokens;
+  }
+  if (!step.error.empty()) data["error"] = step.error;
+  emit(run, "step.finished", step.step_key, json_text(data));
+  if (store == nullptr || run.durability == Durability::async || run.done) {
+    if (store) store->record_step(step);
+    if (on_recorded) on_recorded();
+    return;
+  }
+  // Durable: go on only once the step's record is committed; if it cannot be, the run fails.
+  Liveness::Watch token = alive.watch();
+  EventLoop* lp = &loop;
+  std::string run_id = run.id;
+  store->record_step(step,
+                     [this, lp, token, run_id, on_recorded = std::move(on_recorded)](bool ok) {
+                       lp->post([this, token, run_id, ok, on_recorded] {
+                         if (token.gone()) return;
+                         if (!ok) {
+                           journal_failed(run_id, store->run_writes(run_id).error);
+                           return;
+                         }
+                         if (on_recorded) on_recorded();
+                       });
+                     });
+}
+
+void Core::finish_step(const std::shared_ptr<Task>& task, StepRecord step, Pusher push) {
+  Run& run = *task->run;
+  if (task->finished || run.done) {
+    record_step(run, std::move(step), nullptr);
+    return;
+  }
+  std::weak_ptr<Task> weak = task;
+  record_step(run, std::move(step), [this, weak, push = std::move(push)] {
+    if (auto t = weak.lock()) schedule(t, push);
+  });
+}
+
+}  // namespace troupe::rt
