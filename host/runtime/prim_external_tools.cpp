@@ -3,11 +3,11 @@
 //
 // The embedder registers tools with Runtime::add_external_tool; the table of them lives in the
 // Lua registry (a userdata freed with the lua_State), so the Core needs no field for it. The
-// Lua library wraps each one as an ordinary troupe.tool (troupe.host_tool in init.lua), so
-// agent:run validates its arguments and records its call as a `tool` step like any other; this
-// primitive only describes a tool and carries one call out: it hands the arguments to the
-// embedder's call function and suspends the calling branch until done() comes back (from any
-// thread, through EventLoop::post).
+// Lua library wraps each one as an ordinary troupe.tool (troupe.host_tool in
+// scripts/troupe/tool.lua), so agent:run validates its arguments and records its call as a
+// `tool` step like any other; this primitive only describes a tool and carries one call out: it
+// hands the arguments to the embedder's call function and suspends the calling branch until
+// done() comes back (from any thread, through EventLoop::post).
 #include <atomic>
 #include <map>
 #include <memory>

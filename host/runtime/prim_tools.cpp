@@ -1,6 +1,6 @@
 // prim_tools.cpp: host.tool_step / host.tool_done — a tool call of agent:run as a journaled step.
 //
-// The Lua side (scripts/troupe/init.lua) validates the arguments and runs the tool; these
+// The Lua side (scripts/troupe/tool.lua) validates the arguments and runs the tool; these
 // primitives give the call its step key and record it. tool_step returns a handle meant for a
 // to-be-closed variable: if the branch is cancelled while the tool runs, closing the handle
 // records the step as cancelled, so every tool call that started leaves a record.

@@ -250,8 +250,9 @@ local ENV_MT = {
   __metatable = false,
 }
 
--- Built-in modules (troupe, troupe.roles.*) load once, in the frozen base, and every run sees
--- them through a proxy of its own.
+-- Built-in modules (troupe and its own modules troupe.agent, troupe.tool, ...; the roles
+-- troupe.roles.*) load once, in the frozen base; every run sees troupe and the roles through a
+-- proxy of its own.
 local builtin = {}
 local builtin_require
 local function load_builtin(name)
@@ -286,6 +287,13 @@ builtin_require = function(name)
   return mod
 end
 
+-- What a workflow may require of the built-in modules: the library and the roles. The
+-- library's own modules (troupe.agent, troupe.errors, ...) reach workflows only through the
+-- troupe table, so what they share with each other stays out of reach.
+local function public_builtin(name)
+  return name == "troupe" or name:sub(1, 13) == "troupe.roles."
+end
+
 -- One metatable per module, shared by the runs' proxies: a run costs one empty table per module.
 local proxy_mts = {}
 local function proxy(mod)
@@ -309,7 +317,7 @@ local function new_env()
     local mod = loaded[name]
     if mod ~= nil then return mod end
     if name == "troupe" or name:sub(1, 7) == "troupe." then
-      mod = load_builtin(name)
+      if public_builtin(name) then mod = load_builtin(name) end
       if mod == nil then raw_error("require('" .. name .. "'): no such troupe module", 2) end
       mod = proxy(mod)
     else

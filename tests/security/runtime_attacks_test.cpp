@@ -3,6 +3,7 @@
 // must fail only its own run, with a clear error (docs/security.md, classes 1 to 4).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "api/host.h"
 #include "loop/event_loop.h"
@@ -367,6 +369,40 @@ TEST_F(RuntimeAttack, LibrarySubTablesAreReadOnly) {
                 out.error.find("protected metatable") != std::string::npos)
         << out.error;
   }
+}
+
+// The library's own modules (every scripts/troupe/*.lua but init.lua, which is `troupe`).
+std::vector<std::string> library_modules() {
+  const char* src = std::getenv("TROUPE_SOURCE_DIR");
+  fs::path root = src && *src ? fs::path(src) : fs::path(build_dir()).parent_path();
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(root / "scripts" / "troupe")) {
+    const fs::path& p = entry.path();
+    if (p.extension() == ".lua" && p.stem() != "init")
+      names.push_back("troupe." + p.stem().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// What the modules share with each other (helpers, metatables) is reachable only through the
+// troupe table: a workflow cannot require them.
+TEST_F(RuntimeAttack, LibraryModulesAreNotRequirable) {
+  std::vector<std::string> modules = library_modules();
+  ASSERT_GE(modules.size(), 10u);
+  RunOutcome out = run(R"(
+    local errors = {}
+    for i, name in ipairs(input) do
+      local ok, err = pcall(require, name)
+      errors[i] = ok and "loaded" or tostring(err)
+    end
+    return errors)",
+                       json(modules).dump());
+  ASSERT_EQ(out.status, "succeeded") << out.error;
+  json errors = json::parse(out.output_json);
+  ASSERT_EQ(errors.size(), modules.size());
+  for (size_t i = 0; i < modules.size(); ++i)
+    EXPECT_EQ(errors[i], "require('" + modules[i] + "'): no such troupe module");
 }
 
 TEST_F(RuntimeAttack, SharedMetatablesAreHidden) {
