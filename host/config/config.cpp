@@ -37,25 +37,6 @@ class Reader {
         format_error(file_, it == marks_.end() ? TextMark{} : it->second, where, what));
   }
 
-  static const char* type_name(const json& v) {
-    switch (v.type()) {
-      case json::value_t::null:
-        return "null";
-      case json::value_t::object:
-        return "a mapping";
-      case json::value_t::array:
-        return "a list";
-      case json::value_t::string:
-        return "a string";
-      case json::value_t::boolean:
-        return "a boolean";
-      case json::value_t::number_float:
-        return "a number";
-      default:
-        return "an integer";
-    }
-  }
-
   void check_keys(const json& obj, const std::string& where,
                   const std::set<std::string>& known) const {
     for (const auto& [key, value] : obj.items()) {
@@ -68,7 +49,7 @@ class Reader {
   }
 
   std::string string(const json& v, const std::string& where) const {
-    if (!v.is_string()) fail(where, std::string("expected a string, got ") + type_name(v));
+    if (!v.is_string()) fail(where, std::string("expected a string, got ") + json_type_name(v));
     return v.get<std::string>();
   }
 
@@ -76,7 +57,7 @@ class Reader {
   uint64_t bounded(const json& v, const std::string& where, uint64_t max,
                    const std::string& why) const {
     if (!v.is_number_integer()) {
-      fail(where, std::string("expected a positive integer, got ") + type_name(v));
+      fail(where, std::string("expected a positive integer, got ") + json_type_name(v));
     }
     if (v.is_number_unsigned() ? v.get<uint64_t>() == 0 : v.get<int64_t>() <= 0)
       fail(where, "expected a positive integer, got " + v.dump());
@@ -86,7 +67,7 @@ class Reader {
   }
 
   const json& object(const json& v, const std::string& where) const {
-    if (!v.is_object()) fail(where, std::string("expected a mapping, got ") + type_name(v));
+    if (!v.is_object()) fail(where, std::string("expected a mapping, got ") + json_type_name(v));
     return v;
   }
 
@@ -122,7 +103,7 @@ Config from_document(const Document& parsed, const std::string& file) {
   }
   if (!doc.is_object()) {
     r.fail("", std::string("expected a mapping of settings at the top of the file, got ") +
-                   Reader::type_name(doc));
+                   json_type_name(doc));
   }
   r.check_keys(doc, "",
                {"store", "plugin_path", "providers", "fallback_provider", "default_model",
@@ -139,7 +120,7 @@ Config from_document(const Document& parsed, const std::string& file) {
       }
     } else {
       r.fail("plugin_path",
-             std::string("expected a folder or a list of folders, got ") + Reader::type_name(pp));
+             std::string("expected a folder or a list of folders, got ") + json_type_name(pp));
     }
   }
   if (doc.contains("default_model")) {
@@ -204,7 +185,7 @@ Config from_document(const Document& parsed, const std::string& file) {
       const json& entries = h[list];
       if (!entries.is_array())
         r.fail(where, std::string("expected a list of hosts, addresses and CIDRs, got ") +
-                          Reader::type_name(entries));
+                          json_type_name(entries));
       auto& rules = std::string(list) == "allow" ? policy->allow : policy->deny;
       for (size_t i = 0; i < entries.size(); ++i) {
         std::string at = where + "[" + std::to_string(i) + "]";

@@ -25,19 +25,6 @@ namespace {
 
 using nlohmann::json;
 
-const char* type_name(const json& v) {
-  switch (v.type()) {
-    case json::value_t::object:
-      return "a mapping";
-    case json::value_t::array:
-      return "a list";
-    case json::value_t::string:
-      return "a string";
-    default:
-      return "a scalar";
-  }
-}
-
 // Builds the value from parser events, checking every limit as it goes.
 class Builder {
  public:
@@ -394,7 +381,8 @@ class YamlHandler : public YAML::EventHandler {
     const Anchored& a = it->second;
     if (b_.expecting_key()) {
       if (!a.value.is_string())
-        b_.fail(at, b_.path(), std::string("a key must be a string, not ") + type_name(a.value));
+        b_.fail(at, b_.path(),
+                std::string("a key must be a string, not ") + json_type_name(a.value));
       b_.key(a.value.get<std::string>(), at);
       return;
     }
@@ -492,6 +480,25 @@ std::string format_error(const std::string& file, TextMark mark, const std::stri
   if (!out.empty()) out += ": ";
   if (!path.empty()) out += printable(path) + ": ";
   return out + what;
+}
+
+const char* json_type_name(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null:
+      return "null";
+    case json::value_t::object:
+      return "a mapping";
+    case json::value_t::array:
+      return "a list";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::number_float:
+      return "a number";
+    default:
+      return "an integer";
+  }
 }
 
 std::string printable(std::string_view text) {

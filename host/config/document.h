@@ -53,6 +53,9 @@ std::string format_error(const std::string& file, TextMark mark, const std::stri
 // A key or path as it may appear in an error: control bytes escaped, at most 200 characters.
 std::string printable(std::string_view text);
 
+// What a value is, for messages: "a mapping", "a list", "a string", "an integer", ...
+const char* json_type_name(const nlohmann::json& value);
+
 // How the message of a JSON syntax error starts.
 inline constexpr const char* kNotJson = "not valid JSON: ";
 

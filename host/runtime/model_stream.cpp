@@ -239,14 +239,7 @@ int stream_close(lua_State* L) {
 }  // namespace
 
 void register_stream_type(lua_State* L) {
-  luaL_newmetatable(L, kStreamType);
-  lua_pushcfunction(L, stream_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, stream_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushboolean(L, 0);
-  lua_setfield(L, -2, "__metatable");
-  lua_pop(L, 1);
+  register_handle_type(L, kStreamType, stream_gc, stream_close);
 }
 
 // host.stream(agent, "provider/model", role|nil, request) -> handle: starts a streamed call.
@@ -270,34 +263,34 @@ int prim_stream(lua_State* L) {
   uint64_t t0 = EventLoop::now_ns();
   CallHandlers handlers;
   handlers.on_event = [weak](const StreamEvent& ev) {
-    auto s = weak.lock();
-    if (!s || s->completed || s->ended || s->token.gone()) return;
+    auto state = weak.lock();
+    if (!state || state->completed || state->ended || state->token.gone()) return;
     if (ev.type != TROUPE_EVENT_TEXT_DELTA && ev.type != TROUPE_EVENT_REASONING_DELTA &&
         ev.type != TROUPE_EVENT_TOOL_CALL_DELTA) {
       return;  // the plugin's USAGE events: the end carries the complete usage instead
     }
     if (ev.type == TROUPE_EVENT_TOOL_CALL_DELTA) {
-      emit_tool_piece(*s, ev);
+      emit_tool_piece(*state, ev);
     } else {
-      auto& redactor = ev.type == TROUPE_EVENT_TEXT_DELTA ? s->text : s->reasoning;
-      emit_text(*s, ev.type, redactor.feed(ev.text));
+      auto& redactor = ev.type == TROUPE_EVENT_TEXT_DELTA ? state->text : state->reasoning;
+      emit_text(*state, ev.type, redactor.feed(ev.text));
     }
-    wake(s);
+    wake(state);
   };
   handlers.on_complete = [weak, step = std::move(c.step), t0](CallResult result) mutable {
-    auto s = weak.lock();
-    if (!s || s->token.gone()) return;
-    s->completed = true;
-    if (!s->ended) flush_held(*s);
-    s->ok = settle_chat(&step, &result, t0, &s->error_text);
-    s->result = std::move(result);
-    auto it = s->core->runs.find(s->run_id);
-    if (it == s->core->runs.end()) return;  // the run is over: nobody reads or records
-    s->core->record_step(*it->second, std::move(step), [weak] {
-      auto s = weak.lock();
-      if (!s) return;
-      s->recorded = true;
-      wake(s);
+    auto state = weak.lock();
+    if (!state || state->token.gone()) return;
+    state->completed = true;
+    if (!state->ended) flush_held(*state);
+    state->ok = settle_chat(&step, &result, t0, &state->error_text);
+    state->result = std::move(result);
+    auto it = state->core->runs.find(state->run_id);
+    if (it == state->core->runs.end()) return;  // the run is over: nobody reads or records
+    state->core->record_step(*it->second, std::move(step), [weak] {
+      auto recorded = weak.lock();
+      if (!recorded) return;
+      recorded->recorded = true;
+      wake(recorded);
     });
   };
   s->call = c.provider->start_call("chat", c.body, true, core->options.limits.call_timeout_ms,
@@ -317,7 +310,7 @@ int prim_stream_next(lua_State* L) {
   s.reader = core->shared(t);
   std::weak_ptr<StreamState> weak = static_cast<StreamBox*>(lua_touserdata(L, 1))->state;
   t->cancel_op = [weak] {
-    if (auto s = weak.lock()) cancel_call(*s);
+    if (auto state = weak.lock()) cancel_call(*state);
   };
   return suspend_task(L, t);
 }

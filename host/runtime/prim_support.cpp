@@ -81,6 +81,17 @@ void push_error_table(lua_State* co, const char* status, const std::string& mess
   lua_setfield(co, -2, "text");
 }
 
+void register_handle_type(lua_State* L, const char* name, lua_CFunction gc, lua_CFunction close) {
+  luaL_newmetatable(L, name);
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__close");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 1);
+}
+
 void push_primitives(lua_State* L, Core* core) {
   static const luaL_Reg functions[] = {
       {"chat", prim_chat},

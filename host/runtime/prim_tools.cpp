@@ -66,14 +66,7 @@ int tool_step_close(lua_State* L) {
 }  // namespace
 
 void register_tool_step_type(lua_State* L) {
-  luaL_newmetatable(L, kToolStepType);
-  lua_pushcfunction(L, tool_step_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, tool_step_close);
-  lua_setfield(L, -2, "__close");
-  lua_pushboolean(L, 0);
-  lua_setfield(L, -2, "__metatable");
-  lua_pop(L, 1);
+  register_handle_type(L, kToolStepType, tool_step_gc, tool_step_close);
 }
 
 // host.tool_step(agent, tool, call_id, arguments) -> handle, step_key: the tool call's step

@@ -37,7 +37,11 @@ void push_error_table(lua_State* co, const char* status, const std::string& mess
                       uint32_t retry_after_ms, const std::string& step_key,
                       const std::string& text);
 
-// The metatables of the handles host.stream and host.tool_step return (push_primitives).
+// Registers the hidden metatable `name` of a handle (a userdata) a primitive returns: its
+// __gc and __close end the work the handle stands for.
+void register_handle_type(lua_State* L, const char* name, lua_CFunction gc, lua_CFunction close);
+
+// The handles host.stream and host.tool_step return (registered by push_primitives).
 void register_stream_type(lua_State* L);
 void register_tool_step_type(lua_State* L);
 

@@ -1,6 +1,6 @@
 -- troupe: the workflow library — workflows, agents, parallel branches, sleeps and logs.
 --
--- Every function that waits (agent:ask, troupe.parallel, troupe.sleep, ...) is a host call:
+-- Every function that waits (agent:ask, troupe.parallel, troupe.sleep, ...) calls a primitive:
 -- it suspends only the calling branch, and its result is journaled under a deterministic
 -- step key before the branch continues.
 --
