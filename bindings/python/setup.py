@@ -5,7 +5,7 @@ module loads from troupe/plugins. They come from a CMake build tree, the first o
 
 1. this folder, when it is ``<build>/python`` of a built tree (CMake writes troupe_build.json
    here, naming the module and the plugins): ``pip install <build>/python``;
-2. ``$TROUPE_BUILD_DIR``, a tree already built for this Python (``cmake --build DIR``);
+2. ``$TROUPE_BUILD_DIR`` (an absolute path), a tree already built for this Python;
 3. a tree this script configures and builds (target troupe_python, no tests) from the source
    checkout two folders up, in setuptools' temporary build folder: minutes, but offline.
 
@@ -41,7 +41,9 @@ def _given_manifest():
         return os.path.join(HERE, MANIFEST)
     build_dir = os.environ.get("TROUPE_BUILD_DIR")
     if build_dir:
-        path = os.path.join(os.path.abspath(build_dir), "python", MANIFEST)
+        if not os.path.isabs(build_dir):  # pip runs this script in the project's folder
+            sys.exit(f"TROUPE_BUILD_DIR={build_dir}: give an absolute path (e.g. $PWD/build)")
+        path = os.path.join(build_dir, "python", MANIFEST)
         if not os.path.isfile(path):
             sys.exit(f"TROUPE_BUILD_DIR={build_dir}: no python/{MANIFEST}; build it first "
                      "(cmake --build DIR --target troupe_python)")
