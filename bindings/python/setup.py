@@ -72,8 +72,8 @@ def _cmake_build(build_dir):
         sys.exit("building troupe's native module needs cmake (Debian: apt-get install cmake), "
                  "or set TROUPE_BUILD_DIR to a built tree")
     if not os.path.isfile(os.path.join(build_dir, "CMakeCache.txt")):
-        # RelWithDebInfo: the build type setup.sh and CI build and test (Release's -O3 meets a
-        # GCC 12 -Wrestrict false positive in libstdc++, an error under -Werror).
+        # RelWithDebInfo: the build type setup.sh and CI build and test (with Release's -O3,
+        # GCC 12 reports a -Wrestrict false positive in libstdc++: an error under -Werror).
         configure = [cmake, "-S", _source_root(), "-B", build_dir, "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
                      "-DTROUPE_BUILD_TESTS=OFF", "-DTROUPE_BUILD_PYTHON=ON",
                      f"-DPython3_EXECUTABLE={sys.executable}"]
