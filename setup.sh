@@ -12,7 +12,7 @@ packages=(build-essential cmake ninja-build pkg-config liblua5.4-dev nlohmann-js
   libcurl4-openssl-dev libboost-dev libboost-filesystem-dev libsqlite3-dev libgtest-dev libgmock-dev
   libcli11-dev libvalijson-dev libre2-dev libyaml-cpp-dev libbenchmark-dev clang libclang-rt-14-dev
   python3-dev pybind11-dev python3-pybind11 python3-pytest python3-nbclient python3-ipykernel
-  python3-nbformat python3-pandas python3-matplotlib libfaketime)
+  python3-nbformat python3-pandas python3-matplotlib python3-pip libfaketime)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

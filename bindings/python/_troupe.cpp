@@ -6,7 +6,8 @@
 // condition variable with the GIL released, in 100 ms slices so that Ctrl-C (checked with
 // the GIL held) can cancel the run. An eventfd per run wakes asyncio without polling.
 // Python tools run on worker threads of the NativeHost with the GIL held, never on the loop.
-// The Python package (troupe/__init__.py) builds the friendly API on top of this.
+// The Python package (troupe/*.py) builds the friendly API on top of this; troupe/_troupe.pyi
+// states this module's interface for type checkers (keep it in step).
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -226,7 +227,9 @@ class NativeRun {
     d["error"] = o.error;
     return d;
   }
-  void cancel(const std::string& reason);
+  // Cancels the run and waits for its end: true when it ended cancelled, false when it had
+  // ended before (or ended on its own before the request reached it).
+  bool cancel(const std::string& reason);
   int notify_fd() const { return state_->notify_fd(); }
   void drain_notify() { state_->drain_notify(); }
 
@@ -571,8 +574,21 @@ class NativeHost {
   std::map<std::string, py::object> py_tools_;  // touched with the GIL held (and jobs_mu_)
 };
 
-void NativeRun::cancel(const std::string& reason) {
+// Runtime::cancel only posts the request, so the answer is the run's end, which the loop
+// thread records at the request's next count hook or loop turn. Ctrl-C while waiting raises
+// (the request stays posted).
+bool NativeRun::cancel(const std::string& reason) {
+  if (state_->finished()) return false;
   host_->cancel(state_->id(), reason);
+  while (true) {
+    bool done;
+    {
+      py::gil_scoped_release nogil;
+      done = state_->wait_finished(kSlice);
+    }
+    if (done) return state_->outcome().status == "cancelled";
+    check_signals([] {});
+  }
 }
 
 // Ctrl-C while waiting: cancel the run, give the loop a moment to record it, re-raise.

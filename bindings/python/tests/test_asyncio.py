@@ -13,7 +13,7 @@ SLEEPY = lua("troupe.sleep(input.seconds or 30)\nreturn 'woke'", name="sleepy")
 
 def test_await_run_returns_the_output(host):
     async def main():
-        return await host.run(lua("troupe.sleep(0.1)\nreturn { answer = 42 }"))
+        return await host.run_source(lua("troupe.sleep(0.1)\nreturn { answer = 42 }"))
 
     assert asyncio.run(main()) == {"answer": 42}
 
@@ -32,7 +32,7 @@ def test_async_for_streams_every_event_then_await_gives_the_result(host):
 
 def test_await_of_a_failing_run_raises_workflow_error(host):
     async def main():
-        await host.run(lua("error('async boom')"))
+        await host.run_source(lua("error('async boom')"))
 
     with pytest.raises(troupe.WorkflowError) as info:
         asyncio.run(main())
@@ -50,7 +50,7 @@ def test_the_event_loop_stays_free_while_a_run_is_awaited(host):
                 ticks += 1
 
         t = asyncio.create_task(ticker())
-        result = await host.run(SLEEPY, input={"seconds": 0.5})
+        result = await host.run_source(SLEEPY, input={"seconds": 0.5})
         t.cancel()
         return result, ticks
 
@@ -61,7 +61,7 @@ def test_the_event_loop_stays_free_while_a_run_is_awaited(host):
 
 def test_cancelling_the_awaiting_task_cancels_the_run(host):
     async def main():
-        run = host.run(SLEEPY)
+        run = host.run_source(SLEEPY)
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(run, 0.3)
         return run
@@ -75,7 +75,7 @@ def test_cancelling_the_awaiting_task_cancels_the_run(host):
 
 def test_several_runs_awaited_together_with_gather(host):
     async def main():
-        runs = [host.run(lua(f"troupe.sleep(0.05 * {i})\nreturn {i}")) for i in range(8)]
+        runs = [host.run_source(lua(f"troupe.sleep(0.05 * {i})\nreturn {i}")) for i in range(8)]
         return await asyncio.gather(*runs)
 
     assert asyncio.run(main()) == list(range(8))

@@ -1,9 +1,7 @@
 # test_host.py: troupe.Host and troupe.Run — runs, events, results, errors, cancel, the store.
 import json
 import os
-import signal
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -11,7 +9,7 @@ import time
 import pytest
 
 import troupe
-from conftest import PYTHON, SOURCE_DIR, WORKFLOWS, lua, mock_config
+from conftest import PYTHON, WORKFLOWS, lua, mock_config
 
 PR_REVIEW = os.path.join(WORKFLOWS, "pr_review.lua")
 SLEEPY = lua("troupe.sleep(input.seconds or 30)\nreturn 'woke'", name="sleepy")
@@ -39,17 +37,17 @@ def test_run_of_a_workflow_file_streams_its_events_and_returns_the_output(host):
     assert any(e.type == "log" and "review ready" in e.data.get("message", "") for e in events)
     output = run.result()
     assert isinstance(output, str) and "Review" in output
-    assert run.done and run.status == "succeeded"
+    assert run.done() and run.status == troupe.RunStatus.SUCCEEDED and run.status == "succeeded"
 
 
 def test_run_of_source_text_receives_the_input_and_returns_python_data(host):
-    run = host.run(lua("return { echo = input, n = #input.items, ok = true }"),
+    run = host.run_source(lua("return { echo = input, n = #input.items, ok = true }"),
                    input={"items": [1, 2, 3], "name": "x"})
     assert run.result(timeout=30) == {"echo": {"items": [1, 2, 3], "name": "x"}, "n": 3, "ok": True}
 
 
 def test_a_failing_workflow_raises_workflow_error_with_the_lua_traceback(host):
-    run = host.run(lua("local function inner() error('boom at the bottom') end\ninner()", name="bad"),
+    run = host.run_source(lua("local function inner() error('boom at the bottom') end\ninner()", name="bad"),
                    name="bad.lua")
     with pytest.raises(troupe.WorkflowError) as info:
         run.result(timeout=30)
@@ -64,36 +62,78 @@ def test_a_failing_workflow_raises_workflow_error_with_the_lua_traceback(host):
 
 
 def test_a_script_that_does_not_compile_fails_its_run_with_the_line(host):
-    run = host.run("return troupe.workflow{ name = \n")
+    run = host.run_source("return troupe.workflow{ name = \n")
     with pytest.raises(troupe.WorkflowError) as info:
         run.result(timeout=30)
     assert "<string>" in info.value.message
 
 
 def test_cancel_stops_a_running_workflow_and_records_it_cancelled(host):
-    run = host.run(SLEEPY)
+    run = host.run_source(SLEEPY)
     assert next(iter(run)).type == "run.started"
     t0 = time.monotonic()
-    run.cancel()
+    assert run.cancel() is True  # it was running: it ended cancelled
+    assert run.done() and run.status == troupe.RunStatus.CANCELLED
     with pytest.raises(troupe.RunCancelled) as info:
         run.result(timeout=10)
     assert time.monotonic() - t0 < 5
-    assert info.value.status == "cancelled"
+    assert info.value.status == "cancelled" and info.value.status is troupe.RunStatus.CANCELLED
     assert host.show(run.id)["status"] == "cancelled"
     assert [e.type for e in run][-1] == "run.finished"
+    assert run.cancel() is False  # already over
+
+
+def test_cancel_of_a_run_that_already_ended_returns_false_and_changes_nothing(host):
+    run = host.run_source(lua("return 'done'"))
+    assert run.result(timeout=30) == "done"
+    assert run.cancel() is False
+    assert run.status == "succeeded"
+    assert host.show(run.id)["status"] == "succeeded"
+
+
+def test_run_takes_a_path_and_run_source_takes_lua_text(host, tmp_path):
+    script = tmp_path / "echo.lua"
+    script.write_text(lua("return input.word", name="echo"))
+    assert host.run(script, input={"word": "path"}).result(timeout=30) == "path"
+    assert host.run(str(script), input={"word": "str"}).result(timeout=30) == "str"
+    with pytest.raises(FileNotFoundError) as info:
+        host.run(lua("return 1"))  # source text is not a path any more
+    assert "run_source()" in str(info.value)
+    with pytest.raises(TypeError):
+        host.run_source(script)  # a path is not source text
+    run = host.run_source(lua("error('named')"), name="mine.lua")
+    with pytest.raises(troupe.WorkflowError) as err:
+        run.result(timeout=30)
+    assert "mine.lua" in err.value.message
+    assert host.show(run.id)["source"] == "mine.lua"
+
+
+def test_codes_are_named_enums_equal_to_their_strings(host):
+    RunStatus, EventType = troupe.RunStatus, troupe.EventType
+    assert [s.value for s in RunStatus] == ["running", "succeeded", "failed", "cancelled"]
+    assert RunStatus.FAILED == "failed" and str(RunStatus.FAILED) == "failed"
+    assert f"{EventType.STEP_FINISHED}" == "step.finished" and json.dumps([EventType.LOG]) == '["log"]'
+    run = host.run(PR_REVIEW)
+    types = [e.type for e in run]
+    assert all(isinstance(t, EventType) for t in types)
+    assert types[0] is EventType.RUN_STARTED and types[-1] is EventType.RUN_FINISHED
+    assert run.status is RunStatus.SUCCEEDED
+    assert [r["id"] for r in host.runs(status=RunStatus.SUCCEEDED)] == [run.id]
+    stored = host.events(run.id)
+    assert stored[0].type is EventType.RUN_STARTED
 
 
 def test_result_with_a_timeout_raises_timeout_error_while_the_run_goes_on(host):
-    run = host.run(SLEEPY)
+    run = host.run_source(SLEEPY)
     with pytest.raises(TimeoutError):
         run.result(timeout=0.2)
-    assert not run.done
+    assert not run.done()
     run.cancel()
     assert run.wait(10)
 
 
 def test_events_with_a_timeout_raise_timeout_error_when_nothing_happens(host):
-    run = host.run(SLEEPY)
+    run = host.run_source(SLEEPY)
     with pytest.raises(TimeoutError):
         for _ in run.events(timeout=0.3):
             pass
@@ -101,7 +141,7 @@ def test_events_with_a_timeout_raise_timeout_error_when_nothing_happens(host):
 
 
 def test_waiting_releases_the_gil_so_other_python_threads_run(host):
-    run = host.run(SLEEPY, input={"seconds": 0.5})
+    run = host.run_source(SLEEPY, input={"seconds": 0.5})
     counter = [0]
     stop = threading.Event()
 
@@ -120,7 +160,7 @@ def test_waiting_releases_the_gil_so_other_python_threads_run(host):
 
 
 def test_waiting_does_not_busy_poll(host):
-    run = host.run(SLEEPY, input={"seconds": 1.0})
+    run = host.run_source(SLEEPY, input={"seconds": 1.0})
     cpu0 = time.process_time()
     assert run.result(timeout=30) == "woke"
     assert time.process_time() - cpu0 < 0.5  # a second of waiting; a busy loop burns ~1 s
@@ -131,7 +171,7 @@ CTRL_C_SCRIPT = textwrap.dedent("""
     import troupe
     host = troupe.Host({"store": sys.argv[1], "providers": {"mock": {"plugin": "mock"}},
                         "fallback_provider": "mock"})
-    run = host.run('local troupe = require("troupe")\\nreturn troupe.workflow{ name = "long", '
+    run = host.run_source('local troupe = require("troupe")\\nreturn troupe.workflow{ name = "long", '
                    'run = function() troupe.sleep(60) end }')
     def interrupt():
         time.sleep(0.5)
@@ -165,9 +205,9 @@ def test_ctrl_c_while_waiting_cancels_the_run_and_raises_keyboard_interrupt(tmp_
 
 
 def test_runs_lists_recent_runs_newest_first_with_filters(host):
-    ok = host.run(lua("return 1", name="one"))
+    ok = host.run_source(lua("return 1", name="one"))
     ok.result(timeout=30)
-    bad = host.run(lua("error('x')", name="two"))
+    bad = host.run_source(lua("error('x')", name="two"))
     with pytest.raises(troupe.WorkflowError):
         bad.result(timeout=30)
     runs = host.runs()
@@ -238,20 +278,20 @@ def test_a_yaml_configuration_file_is_used(tmp_path):
     with troupe.Host(config=cfg) as h:
         assert h.store_path == str(tmp_path / "runs.db")
         assert h.config_path == str(cfg)
-        h.run(lua("return 'ok'")).result(timeout=30)
+        h.run_source(lua("return 'ok'")).result(timeout=30)
     assert (tmp_path / "runs.db").exists()
 
 
 def test_closing_the_host_cancels_its_running_runs(tmp_path):
     h = troupe.Host(mock_config(tmp_path))
-    run = h.run(SLEEPY)
+    run = h.run_source(SLEEPY)
     assert next(iter(run)).type == "run.started"
     h.close()
     assert h.closed
     with pytest.raises(troupe.RunCancelled):
         run.result(timeout=10)
     with pytest.raises(troupe.TroupeError):
-        h.run(SLEEPY)
+        h.run_source(SLEEPY)
     with troupe.Host(mock_config(tmp_path)) as again:  # the record says so
         assert again.show(run.id)["status"] == "cancelled"
 
@@ -260,10 +300,10 @@ def test_two_hosts_in_one_process_run_side_by_side_with_their_own_stores(tmp_pat
     a = troupe.Host(mock_config(tmp_path, name="a.db"))
     b = troupe.Host(mock_config(tmp_path, name="b.db"))
     try:
-        slow_a = a.run(SLEEPY, input={"seconds": 0.5})
+        slow_a = a.run_source(SLEEPY, input={"seconds": 0.5})
         fast_b = b.run(PR_REVIEW)
         assert "Review" in fast_b.result(timeout=30)
-        assert not slow_a.done  # b's loop did not wait for a's
+        assert not slow_a.done()  # b's loop did not wait for a's
         assert slow_a.result(timeout=30) == "woke"
         assert [r["id"] for r in a.runs()] == [slow_a.id]
         assert [r["id"] for r in b.runs()] == [fast_b.id]
@@ -273,9 +313,9 @@ def test_two_hosts_in_one_process_run_side_by_side_with_their_own_stores(tmp_pat
             return "a"
 
         wf = lua("local t = troupe.host_tool('only_on_a')\nreturn t.name")
-        assert a.run(wf).result(timeout=30) == "only_on_a"
+        assert a.run_source(wf).result(timeout=30) == "only_on_a"
         with pytest.raises(troupe.WorkflowError) as info:
-            b.run(wf).result(timeout=30)
+            b.run_source(wf).result(timeout=30)
         assert "no host tool named 'only_on_a'" in info.value.message
     finally:
         a.close()
@@ -283,7 +323,7 @@ def test_two_hosts_in_one_process_run_side_by_side_with_their_own_stores(tmp_pat
 
 
 def test_many_runs_at_once_each_get_their_own_events(host):
-    runs = [host.run(lua(f"troupe.sleep(0.05)\nreturn {i}")) for i in range(20)]
+    runs = [host.run_source(lua(f"troupe.sleep(0.05)\nreturn {i}")) for i in range(20)]
     assert [r.result(timeout=30) for r in runs] == list(range(20))
     for r in runs:
         events = list(r)

@@ -17,12 +17,12 @@ def nested(depth):
 
 
 def still_runs(host):
-    assert host.run(ECHO).result(timeout=30) == "ok"
+    assert host.run_source(ECHO).result(timeout=30) == "ok"
 
 
 def test_input_nested_300_levels_is_a_value_error_naming_the_key(host):
     with pytest.raises(ValueError) as info:
-        host.run(ECHO, input={"tree": nested(300)})
+        host.run_source(ECHO, input={"tree": nested(300)})
     assert "input:1:" in str(info.value)
     assert "input.tree[0][0]" in str(info.value)
     assert "nested deeper than 200 levels" in str(info.value)
@@ -40,14 +40,14 @@ def test_input_text_nested_100k_levels_is_a_value_error_not_a_crash(host):
 
 def test_input_with_infinity_is_a_value_error(host):
     with pytest.raises(ValueError) as info:
-        host.run(ECHO, input={"ratio": float("inf")})
+        host.run_source(ECHO, input={"ratio": float("inf")})
     assert "input.ratio" in str(info.value)
     still_runs(host)
 
 
 def test_input_of_50_mb_is_a_value_error(host):
     with pytest.raises(ValueError) as info:
-        host.run(ECHO, input={"text": "x" * (50 << 20)})
+        host.run_source(ECHO, input={"text": "x" * (50 << 20)})
     assert "at most 16 MiB" in str(info.value)
     still_runs(host)
 

@@ -64,7 +64,7 @@ def event_shape(host, run_id):
 def test_a_run_cannot_change_another_run_in_the_same_host(tmp_path):
     alone_host = troupe.Host(mock_config(tmp_path, name="alone.db"))
     try:
-        alone = alone_host.run(VICTIM)
+        alone = alone_host.run_source(VICTIM)
         alone_output = alone.result(timeout=60)
         alone_journal = journal(alone_host, alone.id)
         alone_events = event_shape(alone_host, alone.id)
@@ -73,8 +73,8 @@ def test_a_run_cannot_change_another_run_in_the_same_host(tmp_path):
 
     host = troupe.Host(mock_config(tmp_path, name="shared.db"))
     try:
-        attacker = host.run(ATTACKER)
-        victim = host.run(VICTIM)
+        attacker = host.run_source(ATTACKER)
+        victim = host.run_source(VICTIM)
         tried = attacker.result(timeout=60)
         assert all(t.endswith("refused") for t in tried), tried
         assert victim.result(timeout=60) == alone_output

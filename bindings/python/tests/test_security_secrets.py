@@ -122,14 +122,14 @@ def clean(what, value):
 
 
 def test_a_key_echoed_every_way_reaches_no_python_object(host, tmp_path):
-    run = host.run(WORKFLOW, input={"k": KEY})
+    run = host.run_source(WORKFLOW, input={"k": KEY})
     events = clean("the events", [(e.type, e.step_key, e.data) for e in run])
     result = clean("the result", run.result())
     assert result["saw"] == {name: False for name in result["saw"]}, "the workflow saw the key"
     assert result["key"] == "[REDACTED]" and result["nested"] == [["[REDACTED]"]]
     assert any(t == "log" and d.get("message") == "[REDACTED]" for t, _, d in events)
 
-    failing = host.run(WORKFLOW, input={"raise": True})
+    failing = host.run_source(WORKFLOW, input={"raise": True})
     with pytest.raises(troupe.WorkflowError) as raised:
         failing.result()
     clean("the exception", str(raised.value))

@@ -43,12 +43,12 @@ def test_disk_full_raises_workflow_error_and_the_host_records_again_after(disk, 
     config = mock_config(tmp_path)
     config["store"] = str(disk / "troupe.db")
     with troupe.Host(config) as host:
-        first = host.run(lua("return 'recorded'", name="first"))
+        first = host.run_source(lua("return 'recorded'", name="first"))
         assert first.result(timeout=60) == "recorded"
         host.runs()  # waits until everything queued is committed
 
         fill(disk)
-        run = host.run(lua("for i = 1, 50 do troupe.log(string.rep('x', 8192)) end\nreturn 'lost'",
+        run = host.run_source(lua("for i = 1, 50 do troupe.log(string.rep('x', 8192)) end\nreturn 'lost'",
                            name="flood"))
         with pytest.raises(troupe.WorkflowError) as info:
             run.result(timeout=60)
@@ -57,7 +57,7 @@ def test_disk_full_raises_workflow_error_and_the_host_records_again_after(disk, 
         assert "database or disk is full" in info.value.message
 
         os.remove(disk / "filler")
-        again = host.run(lua("return 'recorded again'", name="again"))
+        again = host.run_source(lua("return 'recorded again'", name="again"))
         assert again.result(timeout=60) == "recorded again"
         assert host.show(first.id)["status"] == "succeeded"
         assert host.show(again.id)["status"] == "succeeded"
@@ -67,7 +67,7 @@ def test_read_only_store_raises_store_error(disk, tmp_path):
     config = mock_config(tmp_path)
     config["store"] = str(disk / "troupe.db")
     with troupe.Host(config) as host:
-        assert host.run(lua("return 1", name="first")).result(timeout=60) == 1
+        assert host.run_source(lua("return 1", name="first")).result(timeout=60) == 1
     view = tmp_path / "ro"
     view.mkdir()
     mount(["--bind", str(disk)], view)

@@ -78,7 +78,7 @@ def test_bare_decorator_registers_the_function_under_its_name(tool_host):
 
     assert weather("x") == {"city": "x"}  # the function is returned unchanged
     assert "weather" in tool_host.tools
-    info = tool_host.run(lua("local t = troupe.host_tool('weather')\n"
+    info = tool_host.run_source(lua("local t = troupe.host_tool('weather')\n"
                              "return { name = t.name, description = t.description, parameters = t.parameters }"))
     out = info.result(timeout=30)
     assert out["name"] == "weather"
@@ -94,7 +94,7 @@ def test_explicit_name_description_and_parameters_are_used(tool_host):
     def anything(q):
         return [q]
 
-    out = tool_host.run(lua("local t = troupe.host_tool('search-docs')\n"
+    out = tool_host.run_source(lua("local t = troupe.host_tool('search-docs')\n"
                             "return { t.description, t.parameters.required[1] }")).result(timeout=30)
     assert out == ["Searches the docs.", "q"]
 
@@ -115,7 +115,7 @@ def test_a_lua_agent_calls_python_tools_through_agent_run(tool_host):
         calls.append((city, units, threading.current_thread() is threading.main_thread()))
         return {"city": city, "temperature": 4, "units": units}
 
-    run = tool_host.run(agent_workflow(), input={"question": "weather in Oslo and Rome?"})
+    run = tool_host.run_source(agent_workflow(), input={"question": "weather in Oslo and Rome?"})
     answer = run.result(timeout=30)
     assert sorted(calls) == [("Oslo", "C", False), ("Rome", "F", False)]  # on worker threads
     assert '{"city": "Oslo", "temperature": 4, "units": "C"}' in answer
@@ -132,7 +132,7 @@ def test_a_raising_python_tool_becomes_a_tool_error_the_model_reads(tool_host):
     def explode(why: str) -> str:
         raise RuntimeError(f"exploded while {why}")
 
-    run = tool_host.run(agent_workflow('{ "explode" }'), input={"question": "explode please"})
+    run = tool_host.run_source(agent_workflow('{ "explode" }'), input={"question": "explode please"})
     answer = run.result(timeout=30)  # the run itself succeeds: the model got the error
     assert "error: tool 'explode' failed: RuntimeError: exploded while testing" in answer
     step = tool_host.show(run.id).steps[1]
@@ -148,7 +148,7 @@ def test_arguments_that_break_the_schema_never_reach_the_python_function(tool_ho
         called.append(city)
         return city
 
-    answer = tool_host.run(agent_workflow(), input={"question": "badargs"}).result(timeout=30)
+    answer = tool_host.run_source(agent_workflow(), input={"question": "badargs"}).result(timeout=30)
     assert "invalid arguments for tool 'weather'" in answer
     assert called == []
 
@@ -165,7 +165,7 @@ def test_the_loop_keeps_running_other_branches_while_a_python_tool_works(tool_ho
         function() return agent:run("slow please") end,
         function() troupe.sleep(0.05) return "quick" end)
     """)
-    run = tool_host.run(wf)
+    run = tool_host.run_source(wf)
     finished = [e.step_key for e in run if e.type == "step.finished"]
     run.result(timeout=30)
     assert finished.index("1.2/1") < finished.index("1.1/2")  # the sleep, before the tool
@@ -176,7 +176,7 @@ def test_async_python_functions_work_as_tools(tool_host):
     async def weather(city: str) -> dict:
         return {"city": city, "async": True}
 
-    answer = tool_host.run(agent_workflow(), input={"question": "weather?"}).result(timeout=30)
+    answer = tool_host.run_source(agent_workflow(), input={"question": "weather?"}).result(timeout=30)
     assert '"async": true' in answer
 
 
@@ -186,7 +186,7 @@ def test_an_unknown_host_tool_fails_the_run_naming_the_registered_ones(tool_host
         return ""
 
     with pytest.raises(troupe.WorkflowError) as info:
-        tool_host.run(agent_workflow('{ "unknown_tool" }')).result(timeout=30)
+        tool_host.run_source(agent_workflow('{ "unknown_tool" }')).result(timeout=30)
     assert "no host tool named 'unknown_tool'" in info.value.message
     assert "known" in info.value.message
 
@@ -202,7 +202,7 @@ def test_the_same_tool_serves_many_runs_at_once(tool_host):
         time.sleep(0.05)
         return city
 
-    runs = [tool_host.run(agent_workflow(), input={"question": "weather"}) for _ in range(6)]
+    runs = [tool_host.run_source(agent_workflow(), input={"question": "weather"}) for _ in range(6)]
     for r in runs:
         assert "Oslo" in r.result(timeout=60)
     assert count[0] == 12

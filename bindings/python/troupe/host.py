@@ -1,0 +1,204 @@
+"""troupe.host: :class:`Host`, one troupe host inside this process — its configuration,
+store, plugins, Lua runtime and loop thread; it starts runs, reads the store and registers
+Python tools. Hosts still open when the interpreter exits are closed first."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import tempfile
+import weakref
+from typing import Any, Callable, Dict, List, Optional
+
+from . import _troupe
+from .details import RunDetails, RunList, natural_key
+from .errors import RunNotFound
+from .events import Event, event_from_stored
+from .run import Run
+from .tools import tool_spec
+
+_live_hosts: "weakref.WeakSet[Host]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_hosts_at_exit() -> None:
+    # Before the interpreter finalises: the host's threads must not outlive it.
+    for host in list(_live_hosts):
+        try:
+            host.close()
+        except Exception:
+            pass
+
+
+def _module_plugin_dirs() -> List[str]:
+    here = os.path.dirname(os.path.abspath(__file__))
+    # installed: troupe/plugins; build tree: <build>/python/troupe -> <build>/plugins
+    return [os.path.join(here, "plugins"), os.path.normpath(os.path.join(here, "..", "..", "plugins"))]
+
+
+def _absolute_paths(doc: Dict[str, Any]) -> Dict[str, Any]:
+    # Paths in a config dict are relative to the current directory (a file's are relative to
+    # the file, and the dict is written to a temporary file).
+    doc = json.loads(json.dumps(doc))
+    if isinstance(doc.get("store"), str):
+        doc["store"] = os.path.abspath(doc["store"])
+    if isinstance(doc.get("plugin_path"), list):
+        doc["plugin_path"] = [os.path.abspath(p) if isinstance(p, str) else p for p in doc["plugin_path"]]
+    elif isinstance(doc.get("plugin_path"), str):
+        doc["plugin_path"] = os.path.abspath(doc["plugin_path"])
+    for p in (doc.get("providers") or {}).values():
+        if isinstance(p, dict) and isinstance(p.get("plugin"), str) and "/" in p["plugin"]:
+            p["plugin"] = os.path.abspath(p["plugin"])
+    return doc
+
+
+def _input_json(value: Any) -> str:
+    return json.dumps({} if value is None else value, ensure_ascii=False)
+
+
+class Host:
+    """One troupe host inside this process: configuration, store, plugins, Lua runtime, and a
+    thread running its event loop. Several hosts may live side by side.
+
+    ``config``: None (search like the CLI: ``$TROUPE_CONFIG``, ``./troupe.yaml``,
+    ``./troupe.yml``, ``./troupe.json``, else defaults — every provider on the offline mock
+    unless a vendor's key is in the environment), a path to a YAML/JSON file, or a dict with
+    the file's fields (its relative paths are relative to the current directory).
+    ``store``: the SQLite file, overriding the configuration's.
+
+    Plugins are found on the configuration's ``plugin_path``, then ``$TROUPE_PLUGIN_PATH``,
+    then next to this package (``troupe/plugins`` when installed, ``<build>/plugins`` in the
+    build tree). Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, config: "str | os.PathLike | Dict[str, Any] | None" = None,
+                 store: "str | os.PathLike | None" = None):
+        self._tmp = None
+        path = None
+        if isinstance(config, dict):
+            self._tmp = tempfile.TemporaryDirectory(prefix="troupe-config-")
+            path = os.path.join(self._tmp.name, "troupe.json")
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(_absolute_paths(config), f)
+        elif config is not None:
+            path = os.fspath(config)
+        try:
+            self._native = _troupe.NativeHost(
+                path, os.fspath(store) if store is not None else None, _module_plugin_dirs())
+        finally:
+            if self._tmp is not None:  # read at construction; not needed any more
+                self._tmp.cleanup()
+                self._tmp = None
+        self._tools: Dict[str, Callable] = {}
+        _live_hosts.add(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._native.closed else self._native.store_path
+        return f"<troupe.Host {state}>"
+
+    def __enter__(self) -> "Host":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Cancels the host's running runs (recorded as cancelled), waits for running Python
+        tools, stops its thread and closes the store. Idempotent."""
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    @property
+    def store_path(self) -> str:
+        return self._native.store_path
+
+    @property
+    def config_path(self) -> str:
+        """The configuration file in use ("" for the defaults)."""
+        return self._native.config_path
+
+    # --- plugins
+    def plugins(self) -> List[Dict[str, Any]]:
+        """Every plugin on the search path: ``name``, ``kind``, ``version``, ``abi``,
+        ``description``, ``path``; a plugin that failed to load has ``error`` set instead."""
+        return json.loads(self._native.plugins())
+
+    def plugin_search_path(self) -> List[str]:
+        return list(self._native.plugin_search_path())
+
+    # --- runs
+    def run(self, path: "str | os.PathLike", input: Any = None) -> Run:
+        """Starts the workflow in the ``.lua`` file ``path`` and returns its :class:`Run` at
+        once. ``input`` is any JSON-able value (default ``{}``); the workflow's
+        ``run(input)`` receives it. Raises FileNotFoundError when there is no such file (Lua
+        source text goes to :meth:`run_source`)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError("path must be a str or os.PathLike (Lua source text: run_source())")
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            hint = "" if path.endswith(".lua") else " (Lua source text goes to run_source())"
+            raise FileNotFoundError(f"{path}: no such workflow file{hint}")
+        native = self._native.start(path, "", "", _input_json(input))
+        return Run(self, native, path)
+
+    def run_source(self, source: str, input: Any = None, *, name: str = "<string>") -> Run:
+        """Starts a workflow given as Lua source text and returns its :class:`Run` at once.
+        ``name`` names the text in tracebacks and the store; ``input`` as for :meth:`run`."""
+        if not isinstance(source, str):
+            raise TypeError("source must be Lua source text (a str)")
+        native = self._native.start("", source, name, _input_json(input))
+        return Run(self, native, name)
+
+    def runs(self, limit: int = 50, status: Optional[str] = None, workflow: Optional[str] = None) -> RunList:
+        """Recent runs from the store, newest first (like ``troupe runs``); ``status`` (a
+        :class:`RunStatus` or its string) and ``workflow`` (a name) filter them."""
+        return RunList(json.loads(self._native.runs(limit, status or "", workflow or "")))
+
+    def show(self, run_id: str) -> RunDetails:
+        """A run (full id or a unique prefix) with its steps in execution order (like ``troupe
+        show``). Raises :class:`RunNotFound`."""
+        text = self._native.show(run_id)
+        if text is None:
+            raise RunNotFound(f"no run with id '{run_id}'")
+        details = RunDetails(json.loads(text))
+        details["steps"].sort(key=lambda s: natural_key(s["step_key"]))
+        return details
+
+    def events(self, run_id: str) -> List[Event]:
+        """The run's stored events (text deltas are not stored), in order."""
+        run = self.show(run_id)
+        return [event_from_stored(e) for e in json.loads(self._native.events(run["id"], 0, 1000000))]
+
+    # --- Python tools
+    def tool(self, fn: Optional[Callable] = None, *, name: Optional[str] = None,
+             description: Optional[str] = None, parameters: Optional[Dict[str, Any]] = None):
+        """Makes a Python function a tool that Lua agents can use: in a workflow,
+        ``troupe.host_tool("name")`` or the name in an agent's ``tools`` list.
+
+        Used bare (``@host.tool``) the name is the function's, the description its docstring
+        and the JSON Schema of the arguments comes from the signature's type hints (str, int,
+        float, bool, list, dict, Optional, Literal; a parameter with a default is not
+        required). ``@host.tool(name=..., description=..., parameters=...)`` sets any of them.
+        The function is called with the arguments as keyword arguments, on a worker thread
+        with the GIL held; a string result goes to the model as it is, anything else as JSON;
+        an exception becomes the tool's error, which the model reads. Returns the function.
+        """
+
+        def register(f: Callable) -> Callable:
+            tool_name, desc, params_json, caller = tool_spec(f, name, description, parameters)
+            self._native.register_tool(tool_name, desc, params_json, caller)
+            self._tools[tool_name] = f
+            return f
+
+        if fn is None:
+            return register
+        return register(fn)
+
+    @property
+    def tools(self) -> Dict[str, Callable]:
+        """The Python tools registered on this host, by name."""
+        return dict(self._tools)
