@@ -207,8 +207,8 @@ TEST_P(Vendors, StreamedTextShowsLiveOnATerminal) {
 INSTANTIATE_TEST_SUITE_P(AllWireFormats, Vendors,
                          ::testing::Values(Vendor::openai, Vendor::anthropic, Vendor::gemini,
                                            Vendor::ollama),
-                         [](const ::testing::TestParamInfo<Vendor>& info) {
-                           return std::string(vendor_name(info.param));
+                         [](const ::testing::TestParamInfo<Vendor>& param_info) {
+                           return std::string(vendor_name(param_info.param));
                          });
 
 class VendorsDemo : public Vendors {};
