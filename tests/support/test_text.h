@@ -1,6 +1,10 @@
-// test_text.h: the small text helpers of the tests (ASCII case, trimming, substring), once.
+// test_text.h: the small text helpers of the tests (ASCII case, trimming, substring, a file's
+// text), once.
 #pragma once
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -36,6 +40,14 @@ inline std::string_view trim(std::string_view s) {
 
 inline bool contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
+}
+
+// The bytes of a file; "" when it cannot be read.
+inline std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace troupe::test

@@ -229,31 +229,22 @@ std::string broken_event() {
          "\"delta\":{\"type\":\"text_delta\",\"text\":\"oo\n\n";
 }
 
-json normalized_usage(const FakeUsage& u) {
-  return {{"input_tokens", u.input},
-          {"output_tokens", u.output},
-          {"cached_input_tokens", u.cached},
-          {"reasoning_tokens", 0},
-          {"total_tokens", u.input + u.output}};
-}
-
 }  // namespace
 
-const VendorWire kAnthropicWire = {
-    .key_header = "x-api-key",
-    .tool_id_prefix = "toolu_fake",
-    .quota_status = 400,
-    .stream_error_status = 529,
-    .parse = parse,
-    .request_id = request_id,
-    .finish = finish,
-    .render = render,
-    .error_info = error_info,
-    .render_error = render_error,
-    .refusal = refusal,
-    .stream_error_event = stream_error_event,
-    .broken_event = broken_event,
-    .normalized_usage = normalized_usage,
-};
+const VendorWire kAnthropicWire = {.key_header = "x-api-key",
+                                   .tool_id_prefix = "toolu_fake",
+                                   .quota_status = 400,
+                                   .reports_cached = true,
+                                   .reports_reasoning = false,
+                                   .stream_error_status = 529,
+                                   .parse = parse,
+                                   .request_id = request_id,
+                                   .finish = finish,
+                                   .render = render,
+                                   .error_info = error_info,
+                                   .render_error = render_error,
+                                   .refusal = refusal,
+                                   .stream_error_event = stream_error_event,
+                                   .broken_event = broken_event};
 
 }  // namespace troupe::test

@@ -245,31 +245,22 @@ std::string broken_event() {
   return "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"oo\r\n\r\n";
 }
 
-json normalized_usage(const FakeUsage& u) {
-  return {{"input_tokens", u.input},
-          {"output_tokens", u.output},
-          {"cached_input_tokens", u.cached},
-          {"reasoning_tokens", u.reasoning},
-          {"total_tokens", u.input + u.output}};
-}
-
 }  // namespace
 
-const VendorWire kGeminiWire = {
-    .key_header = "x-goog-api-key",
-    .tool_id_prefix = "call_fake",
-    .quota_status = 429,
-    .stream_error_status = 503,
-    .parse = parse,
-    .request_id = request_id,
-    .finish = finish,
-    .render = render,
-    .error_info = error_info,
-    .render_error = render_error,
-    .refusal = refusal,
-    .stream_error_event = stream_error_event,
-    .broken_event = broken_event,
-    .normalized_usage = normalized_usage,
-};
+const VendorWire kGeminiWire = {.key_header = "x-goog-api-key",
+                                .tool_id_prefix = "call_fake",
+                                .quota_status = 429,
+                                .reports_cached = true,
+                                .reports_reasoning = true,
+                                .stream_error_status = 503,
+                                .parse = parse,
+                                .request_id = request_id,
+                                .finish = finish,
+                                .render = render,
+                                .error_info = error_info,
+                                .render_error = render_error,
+                                .refusal = refusal,
+                                .stream_error_event = stream_error_event,
+                                .broken_event = broken_event};
 
 }  // namespace troupe::test

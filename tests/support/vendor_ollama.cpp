@@ -110,31 +110,22 @@ std::string broken_event() {
   return "{\"model\":\"broken\",\"message\":{\"role\":\"assistant\",\"content\":\"oo\n";
 }
 
-json normalized_usage(const FakeUsage& u) {
-  return {{"input_tokens", u.input},
-          {"output_tokens", u.output},
-          {"cached_input_tokens", 0},
-          {"reasoning_tokens", 0},
-          {"total_tokens", u.input + u.output}};
-}
-
 }  // namespace
 
-const VendorWire kOllamaWire = {
-    .key_header = "Authorization",
-    .tool_id_prefix = "call_fake",
-    .quota_status = 429,
-    .stream_error_status = 500,
-    .parse = parse,
-    .request_id = request_id,
-    .finish = finish,
-    .render = render,
-    .error_info = error_info,
-    .render_error = render_error,
-    .refusal = refusal,
-    .stream_error_event = stream_error_event,
-    .broken_event = broken_event,
-    .normalized_usage = normalized_usage,
-};
+const VendorWire kOllamaWire = {.key_header = "Authorization",
+                                .tool_id_prefix = "call_fake",
+                                .quota_status = 429,
+                                .reports_cached = false,
+                                .reports_reasoning = false,
+                                .stream_error_status = 500,
+                                .parse = parse,
+                                .request_id = request_id,
+                                .finish = finish,
+                                .render = render,
+                                .error_info = error_info,
+                                .render_error = render_error,
+                                .refusal = refusal,
+                                .stream_error_event = stream_error_event,
+                                .broken_event = broken_event};
 
 }  // namespace troupe::test

@@ -293,31 +293,22 @@ std::string broken_event() {
          "\"oo\n\n";
 }
 
-json normalized_usage(const FakeUsage& u) {
-  return {{"input_tokens", u.input},
-          {"output_tokens", u.output},
-          {"cached_input_tokens", u.cached},
-          {"reasoning_tokens", u.reasoning},
-          {"total_tokens", u.input + u.output}};
-}
-
 }  // namespace
 
-const VendorWire kOpenAiWire = {
-    .key_header = "Authorization",
-    .tool_id_prefix = "call_fake",
-    .quota_status = 429,
-    .stream_error_status = 500,
-    .parse = parse,
-    .request_id = request_id,
-    .finish = finish,
-    .render = render,
-    .error_info = error_info,
-    .render_error = render_error,
-    .refusal = refusal,
-    .stream_error_event = stream_error_event,
-    .broken_event = broken_event,
-    .normalized_usage = normalized_usage,
-};
+const VendorWire kOpenAiWire = {.key_header = "Authorization",
+                                .tool_id_prefix = "call_fake",
+                                .quota_status = 429,
+                                .reports_cached = true,
+                                .reports_reasoning = true,
+                                .stream_error_status = 500,
+                                .parse = parse,
+                                .request_id = request_id,
+                                .finish = finish,
+                                .render = render,
+                                .error_info = error_info,
+                                .render_error = render_error,
+                                .refusal = refusal,
+                                .stream_error_event = stream_error_event,
+                                .broken_event = broken_event};
 
 }  // namespace troupe::test

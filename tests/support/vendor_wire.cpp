@@ -48,8 +48,13 @@ const VendorWire& vendor_wire(Vendor vendor) {
   return kOpenAiWire;
 }
 
-json VendorServer::normalized_usage(Vendor vendor, const FakeUsage& usage) {
-  return vendor_wire(vendor).normalized_usage(usage);
+json VendorServer::normalized_usage(Vendor vendor, const FakeUsage& u) {
+  const VendorWire& wire = vendor_wire(vendor);
+  return {{"input_tokens", u.input},
+          {"output_tokens", u.output},
+          {"cached_input_tokens", wire.reports_cached ? u.cached : 0},
+          {"reasoning_tokens", wire.reports_reasoning ? u.reasoning : 0},
+          {"total_tokens", u.input + u.output}};
 }
 
 // -- Text in pieces ---------------------------------------------------------------------------

@@ -83,7 +83,10 @@ struct VendorWire {
   const char* key_header;      // the request header that carries the API key
   const char* tool_id_prefix;  // of the tool call ids a reply makes up
   int quota_status;            // the HTTP status of insufficient-quota
-  int stream_error_status;     // the HTTP status of stream-error when the request does not stream
+  // Whether the vendor reports cached input and reasoning tokens (VendorServer::normalized_usage).
+  bool reports_cached;
+  bool reports_reasoning;
+  int stream_error_status;  // the HTTP status of stream-error when the request does not stream
   // Reads a chat request body (a JSON object) into chat.
   void (*parse)(const json& body, Chat& chat);
   // The request id of the server's request `number`th reply; "" when the vendor has none.
@@ -106,8 +109,6 @@ struct VendorWire {
   std::string (*stream_error_event)();
   // An event that is not JSON, in the vendor's stream framing (malformed-json).
   std::string (*broken_event)();
-  // The usage a plugin should report (VendorServer::normalized_usage).
-  json (*normalized_usage)(const FakeUsage& usage);
 };
 
 extern const VendorWire kOpenAiWire;
