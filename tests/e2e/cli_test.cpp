@@ -16,6 +16,8 @@
 #include <sstream>
 
 #include "e2e/process.h"
+#include "support/test_paths.h"
+#include "support/test_text.h"
 #include "troupe/plugin.h"
 
 namespace troupe::test {
@@ -25,16 +27,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-fs::path build_dir() {
-  if (const char* d = std::getenv("TROUPE_BUILD_DIR"); d && *d) return d;
-  // Run by hand: the test binary lives in <build>/tests.
-  return fs::read_symlink("/proc/self/exe").parent_path().parent_path();
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -91,7 +83,7 @@ class CliTest : public ::testing::Test {
     std::string pattern = (fs::temp_directory_path() / "troupe-e2e-XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << "mkdtemp " << pattern;
     dir_ = pattern;
-    binary_ = build_dir() / "troupe";
+    binary_ = troupe_binary();
     ASSERT_TRUE(fs::exists(binary_)) << binary_ << " is missing; build the troupe_cli target";
   }
 

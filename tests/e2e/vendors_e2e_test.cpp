@@ -13,6 +13,8 @@
 #include <sstream>
 
 #include "e2e/process.h"
+#include "support/test_paths.h"
+#include "support/test_text.h"
 #include "support/vendor_server.h"
 
 namespace troupe::test {
@@ -24,27 +26,6 @@ using nlohmann::json;
 // Never a real key: the tests check it reaches the server only in the vendor's auth header.
 constexpr const char* kKey = "sk-e2e-SECRET-9876";
 
-fs::path build_dir() {
-  if (const char* d = std::getenv("TROUPE_BUILD_DIR"); d && *d) return d;
-  return fs::read_symlink("/proc/self/exe").parent_path().parent_path();  // <build>/tests/x
-}
-
-fs::path source_dir() {
-  if (const char* d = std::getenv("TROUPE_SOURCE_DIR"); d && *d) return d;
-  return fs::path(__FILE__).parent_path().parent_path().parent_path();  // tests/e2e/x.cpp
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
 const char* const kPage =
     "<html><head><title>troupe</title><style>p{color:red}</style></head><body>"
     "<h1>troupe</h1><p>troupe speaks four wire formats &amp; runs agents in Lua.</p></body></html>";
@@ -55,7 +36,7 @@ class Vendors : public ::testing::TestWithParam<Vendor> {
     std::string pattern = (fs::temp_directory_path() / "troupe-vendors-XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
-    ASSERT_TRUE(fs::exists(build_dir() / "troupe")) << "build the troupe_cli target";
+    ASSERT_TRUE(fs::exists(troupe_binary())) << "build the troupe_cli target";
     server_.add_page("troupe", kPage);
     // Every vendor name of the config points at the fake server in its own wire format.
     std::ofstream cfg(dir_ / "troupe.yaml");
@@ -74,7 +55,7 @@ class Vendors : public ::testing::TestWithParam<Vendor> {
   std::string vendor() const { return vendor_name(GetParam()); }
 
   ProcessResult troupe(std::vector<std::string> args, bool tty = false) {
-    args.insert(args.begin(), (build_dir() / "troupe").string());
+    args.insert(args.begin(), troupe_binary());
     ProcessOptions o;
     o.args = std::move(args);
     o.cwd = dir_.string();
@@ -237,7 +218,7 @@ TEST_F(VendorsDemo, AKeyInTheEnvironmentSelectsTheRealVendorWithoutAConfigFile) 
                        "  local b = troupe.agent{ model = 'anthropic/claude-test' }\n"
                        "  return { a = a:ask('hi openai'), b = b:ask('hi anthropic') }\nend }\n";
   ProcessOptions o;
-  o.args = {(build_dir() / "troupe").string(), "--json", "run", wf.string()};
+  o.args = {troupe_binary(), "--json", "run", wf.string()};
   o.cwd = dir_.string();
   o.unset_env = {"TROUPE_PLUGIN_PATH", "NO_COLOR"};
   o.env["OPENAI_API_KEY"] = kKey;

@@ -10,33 +10,14 @@
 #include <sstream>
 
 #include "e2e/process.h"
+#include "support/test_paths.h"
+#include "support/test_text.h"
 
 namespace troupe::test {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-fs::path build_dir() {
-  if (const char* d = std::getenv("TROUPE_BUILD_DIR"); d && *d) return d;
-  return fs::read_symlink("/proc/self/exe").parent_path().parent_path();  // <build>/tests/x
-}
-
-fs::path source_dir() {
-  if (const char* d = std::getenv("TROUPE_SOURCE_DIR"); d && *d) return d;
-  return fs::path(__FILE__).parent_path().parent_path().parent_path();  // tests/e2e/x.cpp
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 class Workflows : public ::testing::Test {
  protected:
@@ -46,7 +27,7 @@ class Workflows : public ::testing::Test {
     dir_ = pattern;
     scripts_ = source_dir() / "scripts";
     ASSERT_TRUE(fs::exists(scripts_ / "workflows" / "pr_review.lua")) << scripts_;
-    ASSERT_TRUE(fs::exists(build_dir() / "troupe")) << "build the troupe_cli target";
+    ASSERT_TRUE(fs::exists(troupe_binary())) << "build the troupe_cli target";
   }
   void TearDown() override {
     std::error_code ec;
@@ -55,7 +36,7 @@ class Workflows : public ::testing::Test {
 
   // Runs `troupe <args...>` in the test's folder, with no configuration (everything is mock).
   ProcessResult troupe(std::vector<std::string> args) {
-    args.insert(args.begin(), (build_dir() / "troupe").string());
+    args.insert(args.begin(), troupe_binary());
     ProcessOptions o;
     o.args = std::move(args);
     o.cwd = dir_.string();

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make_vendor_seeds.py: writes the vendor decoder seeds (corpus/<vendor>_wire/) from the fake
-vendor server's real replies (tests/support/vendor_server.cpp).
+vendor server's real replies (tests/support/vendor_*.cpp).
 
   python3 tests/fuzz/make_vendor_seeds.py <build>/tests/troupe-fake-vendor
 

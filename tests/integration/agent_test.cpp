@@ -15,17 +15,13 @@
 #include "loop/event_loop.h"
 #include "store/store.h"
 #include "support/test_dir.h"
+#include "support/test_host.h"
 
 namespace troupe {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string build_dir() {  // CTest sets it; run by hand, the binary lives in <build>/tests
-  const char* d = std::getenv("TROUPE_BUILD_DIR");
-  return d ? d : fs::read_symlink("/proc/self/exe").parent_path().parent_path().string();
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -40,11 +36,7 @@ class AgentTest : public ::testing::Test {
   }
 
   Host& host(const json& mock_settings = json::object()) {
-    Config c = default_config();
-    c.store_path = (dir_ / "troupe.db").string();
-    c.plugin_path = {build_dir() + "/plugins"};
-    c.providers["mock"].settings_json = mock_settings.dump();
-    host_ = std::make_unique<Host>(c);
+    host_ = std::make_unique<Host>(test::mock_host_config(dir_, mock_settings.dump()));
     return *host_;
   }
 
@@ -53,10 +45,7 @@ class AgentTest : public ::testing::Test {
     if (!host_) host();
     RunSpec spec;
     spec.source_path = (dir_ / "wf.lua").string();
-    std::ofstream(spec.source_path)
-        << "local troupe = require('troupe')\n"
-           "return troupe.workflow{ name = 'test', run = function(input)\n"
-        << body << "\nend }\n";
+    std::ofstream(spec.source_path) << test::workflow_source(body);
     return host_->run_to_completion(spec, [events](const RunEvent& ev) {
       if (events) events->push_back(ev);
     });

@@ -11,6 +11,7 @@
 #include "store/store.h"
 #include "support/http_test_server.h"
 #include "support/test_dir.h"
+#include "support/test_host.h"
 
 namespace troupe {
 namespace {
@@ -38,10 +39,7 @@ class HttpStepTest : public ::testing::Test {
   RunOutcome run_body(const std::string& body) {
     RunSpec spec;
     spec.source_path = (dir_ / "wf.lua").string();
-    std::ofstream(spec.source_path)
-        << "local troupe = require('troupe')\n"
-           "return troupe.workflow{ name = 'http', run = function(input)\n"
-        << body << "\nend }\n";
+    std::ofstream(spec.source_path) << test::workflow_source(body, "http");
     return host_->run_to_completion(spec);
   }
 

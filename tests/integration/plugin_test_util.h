@@ -1,9 +1,8 @@
-// plugin_test_util.h: helpers shared by the plugin integration tests (paths, loop, logs).
+// plugin_test_util.h: helpers shared by the plugin integration tests (loop, logs; the paths are
+// in support/test_paths.h).
 #pragma once
 
 #include <chrono>
-#include <cstdlib>
-#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -13,30 +12,9 @@
 #include "core/log.h"
 #include "loop/event_loop.h"
 #include "plugin/plugin_instance.h"
+#include "support/test_paths.h"
 
 namespace troupe::test {
-
-// The build tree: TROUPE_BUILD_DIR (set by CTest), else the parent of the test binary's
-// folder (tests are built into <build>/tests).
-inline std::string build_dir() {
-  if (const char* env = std::getenv("TROUPE_BUILD_DIR"); env != nullptr && *env != '\0') return env;
-  std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return ".";
-  return exe.parent_path().parent_path().string();
-}
-
-inline std::string fixtures_dir() {
-  return build_dir() + "/tests/fixtures";
-}
-
-inline std::string fixture_path(const std::string& name) {
-  return fixtures_dir() + "/" + name + ".so";
-}
-
-inline std::string plugins_dir() {
-  return build_dir() + "/plugins";
-}
 
 // Drives the loop until done() holds; false when timeout_ms passed first (a generous bound:
 // tests wait for events, the bound only stops a broken test from hanging).

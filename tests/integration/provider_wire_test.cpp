@@ -25,6 +25,8 @@
 #include "integration/plugin_test_util.h"
 #include "plugin/plugin_instance.h"
 #include "plugin/plugin_library.h"
+#include "support/test_paths.h"
+#include "support/test_text.h"
 #include "support/vendor_server.h"
 #include "troupe/plugin.hpp"
 
@@ -70,16 +72,6 @@ std::pair<std::string, std::string> auth_header(Vendor vendor) {
   return {};
 }
 
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
-
-std::string lower(std::string s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return s;
-}
-
 bool valid_utf8(const std::string& s) {
   size_t i = 0;
   while (i < s.size()) {
@@ -96,11 +88,7 @@ bool valid_utf8(const std::string& s) {
 // sdk/schemas/chat_response.schema.json, parsed once.
 const valijson::Schema& response_schema() {
   static std::unique_ptr<valijson::Schema> schema = [] {
-    fs::path dir;
-    if (const char* src = std::getenv("TROUPE_SOURCE_DIR"); src != nullptr && *src != '\0')
-      dir = fs::path(src) / "sdk" / "schemas";
-    else
-      dir = fs::path(test::build_dir()).parent_path() / "sdk" / "schemas";
+    fs::path dir = test::source_dir() / "sdk" / "schemas";
     std::ifstream in(dir / "chat_response.schema.json");
     if (!in)
       throw std::runtime_error("cannot open " + (dir / "chat_response.schema.json").string());
@@ -258,7 +246,7 @@ class WireTest {
       EXPECT_EQ(request.target.find(kKey), std::string::npos) << request.target;
       EXPECT_EQ(request.body.find(kKey), std::string::npos) << request.path;
       for (const auto& [name, value] : request.headers) {
-        if (lower(name) == auth_name) {
+        if (test::lower(name) == auth_name) {
           EXPECT_EQ(value, auth_value) << name;
         } else {
           EXPECT_EQ(value.find(kKey), std::string::npos) << "the key is in header " << name;
@@ -406,8 +394,8 @@ TEST_P(ProviderWire, TwoToolCallsInOneTurn) {
       EXPECT_EQ(id1, "call_2");
     } else {
       std::string prefix = vendor_ == Vendor::anthropic ? "toolu_fake" : "call_fake";
-      EXPECT_TRUE(starts_with(id0, prefix)) << id0 << ": the vendor's own id is kept";
-      EXPECT_TRUE(starts_with(id1, prefix)) << id1;
+      EXPECT_TRUE(id0.starts_with(prefix)) << id0 << ": the vendor's own id is kept";
+      EXPECT_TRUE(id1.starts_with(prefix)) << id1;
     }
     auto seen = last_chat();
     EXPECT_EQ(seen.tools, (std::vector<std::string>{"get_weather", "get_time"}));
@@ -444,7 +432,7 @@ TEST_P(ProviderWire, ToolArgumentsThatAreNotJsonFailRetryably) {
     ASSERT_TRUE(out.completed);
     EXPECT_EQ(out.result.status, TROUPE_TRANSPORT) << out.describe();
     EXPECT_TRUE(out.result.retryable);
-    EXPECT_TRUE(starts_with(out.result.error, name_ + ": ")) << out.result.error;
+    EXPECT_TRUE(out.result.error.starts_with(name_ + ": ")) << out.result.error;
     // Where arguments travel as text (openai; anthropic's input_json_delta pieces) the JSON
     // around them stays valid and the plugin must name the tool. Elsewhere the arguments are
     // a JSON object in the body, so broken ones make the body itself not JSON.
@@ -845,7 +833,7 @@ TEST_P(ProviderWireFault, MapsToTheContractsOutcome) {
   EXPECT_GE(out.result.retry_after_ms, want.min_retry_ms) << out.describe();
   EXPECT_LE(out.result.retry_after_ms, want.max_retry_ms) << out.describe();
   const std::string& message = out.result.error;
-  EXPECT_TRUE(starts_with(message, name_ + ": ")) << message;
+  EXPECT_TRUE(message.starts_with(name_ + ": ")) << message;
   if (want.http_status != 0) {
     EXPECT_NE(message.find("HTTP " + std::to_string(want.http_status)), std::string::npos)
         << message;

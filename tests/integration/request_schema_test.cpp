@@ -39,6 +39,7 @@
 #include "integration/plugin_test_util.h"
 #include "plugin/plugin_instance.h"
 #include "plugin/plugin_library.h"
+#include "support/test_paths.h"
 #include "support/vendor_server.h"
 
 namespace troupe {
@@ -53,23 +54,13 @@ using test::VendorServer;
 // ---------------------------------------------------------------------------------------------
 // Where things are
 
-fs::path source_dir() {
-  if (const char* src = std::getenv("TROUPE_SOURCE_DIR"); src != nullptr && *src != '\0')
-    return src;
-  for (fs::path p = fs::current_path(); !p.empty(); p = p.parent_path()) {
-    if (fs::exists(p / "tests" / "fixtures" / "specs")) return p;
-    if (p == p.parent_path()) break;
-  }
-  return fs::path(test::build_dir()).parent_path();
-}
-
 fs::path vendored_dir() {
-  return source_dir() / "tests" / "fixtures" / "specs";
+  return test::source_dir() / "tests" / "fixtures" / "specs";
 }
 
 // The shared design folder beside the project; absent on a clean clone.
 fs::path originals_dir() {
-  return source_dir() / ".." / "shared" / "specs";
+  return test::source_dir() / ".." / "shared" / "specs";
 }
 
 std::string read_file(const fs::path& path) {

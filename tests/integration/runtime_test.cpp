@@ -14,17 +14,14 @@
 #include "loop/event_loop.h"
 #include "store/store.h"
 #include "support/test_dir.h"
+#include "support/test_host.h"
+#include "support/test_paths.h"
 
 namespace troupe {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string build_dir() {  // CTest sets it; run by hand, the binary lives in <build>/tests
-  const char* d = std::getenv("TROUPE_BUILD_DIR");
-  return d ? d : fs::read_symlink("/proc/self/exe").parent_path().parent_path().string();
-}
 
 class RuntimeTest : public ::testing::Test {
  protected:
@@ -36,10 +33,7 @@ class RuntimeTest : public ::testing::Test {
 
   // A host whose every provider is the mock plugin with these settings.
   Host& host(const json& mock_settings = json::object(), RuntimeLimits limits = {}) {
-    Config c = default_config();
-    c.store_path = (dir_ / "troupe.db").string();
-    c.plugin_path = {build_dir() + "/plugins"};
-    c.providers["mock"].settings_json = mock_settings.dump();
+    Config c = test::mock_host_config(dir_, mock_settings.dump());
     c.runtime.limits = limits;
     host_ = std::make_unique<Host>(c);
     return *host_;
@@ -62,11 +56,7 @@ class RuntimeTest : public ::testing::Test {
 
   // Runs `body` as the run function of a workflow.
   RunOutcome run_body(const std::string& body, const std::string& input = "{}") {
-    return run(
-        "local troupe = require('troupe')\n"
-        "return troupe.workflow{ name = 'test', run = function(input)\n" +
-            body + "\nend }\n",
-        input);
+    return run(test::workflow_source(body), input);
   }
 
   std::vector<StepRecord> steps(const std::string& run_id) {
@@ -558,7 +548,7 @@ TEST_F(RuntimeTest, TheClockIsJournaledAsAStep) {
 TEST_F(RuntimeTest, AnUnknownProviderIsAClearError) {
   Config c;  // a config that names only "mock" and has no fallback
   c.store_path = (dir_ / "troupe.db").string();
-  c.plugin_path = {build_dir() + "/plugins"};
+  c.plugin_path = {test::plugins_dir()};
   c.providers["mock"] = ProviderConfig{"mock", "mock", "{}", {}};
   host_ = std::make_unique<Host>(c);
   auto out = run_body("return troupe.agent{ name = 'a', model = 'nope/x' }:ask('hi')");

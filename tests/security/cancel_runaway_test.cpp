@@ -12,17 +12,13 @@
 #include <string>
 
 #include "e2e/process.h"
+#include "support/test_paths.h"
 
 namespace troupe::test {
 namespace {
 
 namespace fs = std::filesystem;
 using std::chrono::seconds;
-
-fs::path build_dir() {
-  if (const char* d = std::getenv("TROUPE_BUILD_DIR"); d && *d) return d;
-  return fs::read_symlink("/proc/self/exe").parent_path().parent_path();
-}
 
 class CancelRunaway : public ::testing::Test {
  protected:
@@ -45,7 +41,7 @@ class CancelRunaway : public ::testing::Test {
                                       "  troupe.log('computing')\n"
                                    << body << "\nend }\n";
     ProcessOptions o;
-    o.args = {(build_dir() / "troupe").string(), "run", "wf.lua"};
+    o.args = {troupe_binary(), "run", "wf.lua"};
     o.cwd = dir_.string();
     o.unset_env = {"TROUPE_CONFIG", "TROUPE_PLUGIN_PATH"};
     o.timeout = seconds(60);
@@ -61,7 +57,7 @@ class CancelRunaway : public ::testing::Test {
 
   ProcessOptions troupe_options(std::vector<std::string> args) const {
     ProcessOptions o;
-    o.args = {(build_dir() / "troupe").string()};
+    o.args = {troupe_binary()};
     o.args.insert(o.args.end(), args.begin(), args.end());
     o.cwd = dir_.string();
     o.unset_env = {"TROUPE_CONFIG", "TROUPE_PLUGIN_PATH"};

@@ -17,21 +17,14 @@
 
 #include "e2e/process.h"
 #include "support/test_dir.h"
+#include "support/test_paths.h"
+#include "support/test_text.h"
 
 namespace troupe::test {
 namespace {
 
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
-
-fs::path build_dir() {
-  if (const char* d = std::getenv("TROUPE_BUILD_DIR"); d && *d) return d;
-  return fs::read_symlink("/proc/self/exe").parent_path().parent_path();
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 std::string repeat(const std::string& s, size_t n) {
   std::string out;
@@ -45,7 +38,7 @@ class ConfigInput : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fresh_test_dir("config-input");
-    binary_ = build_dir() / "troupe";
+    binary_ = troupe_binary();
     ASSERT_TRUE(fs::exists(binary_)) << binary_ << " is missing; build the troupe_cli target";
     write("hello.lua",
           "local troupe = require(\"troupe\")\n"

@@ -12,17 +12,13 @@
 
 #include "api/host.h"
 #include "support/test_dir.h"
+#include "support/test_host.h"
 
 namespace troupe {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string build_dir() {  // CTest sets it; run by hand, the binary lives in <build>/tests
-  const char* d = std::getenv("TROUPE_BUILD_DIR");
-  return d ? d : fs::read_symlink("/proc/self/exe").parent_path().parent_path().string();
-}
 
 class CpuBudgetPatternsTest : public ::testing::Test {
  protected:
@@ -34,15 +30,9 @@ class CpuBudgetPatternsTest : public ::testing::Test {
 
   // Runs `body` as the run function of a workflow on a fresh host.
   RunOutcome run_body(const std::string& body) {
-    Config c = default_config();
-    c.store_path = (dir_ / "troupe.db").string();
-    c.plugin_path = {build_dir() + "/plugins"};
-    c.providers["mock"].settings_json = "{}";
-    host_ = std::make_unique<Host>(c);
+    host_ = std::make_unique<Host>(test::mock_host_config(dir_));
     fs::path script = dir_ / "wf.lua";
-    std::ofstream(script) << "local troupe = require('troupe')\n"
-                             "return troupe.workflow{ name = 'patterns', run = function(input)\n" +
-                                 body + "\nend }\n";
+    std::ofstream(script) << test::workflow_source(body, "patterns");
     RunSpec spec;
     spec.source_path = script.string();
     spec.input_json = "{}";

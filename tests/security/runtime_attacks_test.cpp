@@ -17,17 +17,13 @@
 #include "loop/event_loop.h"
 #include "store/store.h"
 #include "support/test_dir.h"
+#include "support/test_host.h"
 
 namespace troupe {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string build_dir() {  // CTest sets it; run by hand, the binary lives in <build>/tests
-  const char* d = std::getenv("TROUPE_BUILD_DIR");
-  return d ? d : fs::read_symlink("/proc/self/exe").parent_path().parent_path().string();
-}
 
 class RuntimeAttack : public ::testing::Test {
  protected:
@@ -38,10 +34,7 @@ class RuntimeAttack : public ::testing::Test {
   }
 
   Host& host(RuntimeLimits limits = {}, const json& mock_settings = json::object()) {
-    Config c = default_config();
-    c.store_path = (dir_ / "troupe.db").string();
-    c.plugin_path = {build_dir() + "/plugins"};
-    c.providers["mock"].settings_json = mock_settings.dump();
+    Config c = test::mock_host_config(dir_, mock_settings.dump());
     c.runtime.limits = limits;
     host_ = std::make_unique<Host>(c);
     return *host_;
@@ -49,9 +42,7 @@ class RuntimeAttack : public ::testing::Test {
 
   RunSpec spec(const std::string& body, const std::string& name = "wf.lua") {
     fs::path p = dir_ / name;
-    std::ofstream(p) << "local troupe = require('troupe')\n"
-                        "return troupe.workflow{ name = 'attack', run = function(input)\n"
-                     << body << "\nend }\n";
+    std::ofstream(p) << test::workflow_source(body, "attack");
     RunSpec s;
     s.source_path = p.string();
     return s;

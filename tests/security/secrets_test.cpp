@@ -21,6 +21,8 @@
 
 #include "core/log.h"
 #include "e2e/process.h"
+#include "support/test_paths.h"
+#include "support/test_text.h"
 #include "support/vendor_server.h"
 
 namespace troupe::test {
@@ -142,18 +144,6 @@ TEST(Secrets, CuttingAfterRedactingLeavesNoPieceOfAKey) {
 
 // --- the whole host -------------------------------------------------------------------------
 
-fs::path build_dir() {
-  if (const char* d = std::getenv("TROUPE_BUILD_DIR"); d && *d) return d;
-  return fs::read_symlink("/proc/self/exe").parent_path().parent_path();  // <build>/tests/x
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 fs::path make_temp_dir(const char* name) {
   std::string pattern = (fs::temp_directory_path() / name).string() + "-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
@@ -214,7 +204,7 @@ json scenario() {
 class SecretsEverywhere : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(fs::exists(build_dir() / "troupe")) << "build the troupe_cli target";
+    ASSERT_TRUE(fs::exists(troupe_binary())) << "build the troupe_cli target";
     dir_ = make_temp_dir("troupe-secrets");
     scripts_ = make_temp_dir("troupe-secrets-wf");  // holds the key: not searched
     server_.load_scenario(scenario());
@@ -261,7 +251,7 @@ end })";
   }
 
   ProcessResult troupe(std::vector<std::string> args) {
-    args.insert(args.begin(), (build_dir() / "troupe").string());
+    args.insert(args.begin(), troupe_binary());
     ProcessOptions o;
     o.args = std::move(args);
     o.cwd = dir_.string();

@@ -30,6 +30,7 @@
 #include "loop/event_loop.h"
 #include "store/store.h"
 #include "support/test_dir.h"
+#include "support/test_paths.h"
 
 namespace troupe {
 namespace {
@@ -39,11 +40,6 @@ using nlohmann::json;
 using test::ProcessOptions;
 using test::ProcessResult;
 using ::testing::HasSubstr;
-
-std::string build_dir() {  // CTest sets it; run by hand, the binary lives in <build>/tests
-  const char* d = std::getenv("TROUPE_BUILD_DIR");
-  return d ? d : fs::read_symlink("/proc/self/exe").parent_path().parent_path().string();
-}
 
 // A tmpfs of `bytes` mounted on a fresh folder; unmounted (lazily) when it goes away.
 class Tmpfs {
@@ -174,7 +170,7 @@ class StoreFailureTest : public ::testing::Test {
   ProcessResult troupe(const std::vector<std::string>& args) {
     write_config();
     ProcessOptions o;
-    o.args = {build_dir() + "/troupe", "--config", (dir_ / "troupe.yaml").string()};
+    o.args = {test::troupe_binary(), "--config", (dir_ / "troupe.yaml").string()};
     o.args.insert(o.args.end(), args.begin(), args.end());
     o.cwd = dir_.string();
     o.env["TROUPE_OFFLINE"] = "1";
@@ -185,7 +181,7 @@ class StoreFailureTest : public ::testing::Test {
   Host& host(Durability durability = Durability::sync, uint64_t queue_bytes = 64ull << 20) {
     Config c = default_config();
     c.store_path = store_path();
-    c.plugin_path = {build_dir() + "/plugins"};
+    c.plugin_path = {test::plugins_dir()};
     c.runtime.durability = durability;
     c.store_options.max_queued_bytes = queue_bytes;
     host_ = std::make_unique<Host>(c);
@@ -334,7 +330,7 @@ TEST_F(StoreFailureTest, read_only_store_is_refused_by_cli_and_host_before_any_r
 
   Config c = default_config();
   c.store_path = ro_store;
-  c.plugin_path = {build_dir() + "/plugins"};
+  c.plugin_path = {test::plugins_dir()};
   try {
     Host h(c);
     FAIL() << "a Host on a read-only store must refuse to start";
@@ -369,7 +365,7 @@ return troupe.workflow{ name = "wf", run = function()
 end })");
   write_config();
   ProcessOptions o;
-  o.args = {build_dir() + "/troupe", "--config", (dir_ / "troupe.yaml").string(), "run", path};
+  o.args = {test::troupe_binary(), "--config", (dir_ / "troupe.yaml").string(), "run", path};
   o.cwd = dir_.string();
   o.stderr_is_tty = true;  // live progress: the test sees the sleep start
   o.env = {{"TROUPE_OFFLINE", "1"},

@@ -16,29 +16,12 @@
 #include <exception>
 #include <stdexcept>
 
+#include "support/test_text.h"
+
 namespace troupe::test {
 namespace {
 
 constexpr size_t kMaxHead = 1 << 20;  // a request head larger than this is refused
-
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
 
 const std::string* find(const TestHeaders& headers, std::string_view name) {
   for (const auto& [key, value] : headers)

@@ -26,7 +26,7 @@
 // rate-limit-retry-after-ms, rate-limit-reset, http-400/401/403/404/408/413/500/502/503/504/529,
 // insufficient-quota, context-too-long, stream-error, slow-headers, slow-body,
 // reset-mid-stream, malformed-json, split-bytes, utf8-split, no-terminator, huge, hang.
-// What each one sends, per vendor, is described next to kFaults in vendor_server.cpp.
+// What each one sends, per vendor, is described at the top of vendor_faults.cpp.
 //
 // Thread-safe: handlers run on the server's connection threads; every public method may be
 // called from any thread.
@@ -82,7 +82,7 @@ struct FakeToolCall {
 struct FakeReply {
   std::string text;
   std::vector<FakeToolCall> tool_calls;
-  std::string reasoning;  // visible reasoning, in the vendor's field (see vendor_server.cpp)
+  std::string reasoning;  // visible reasoning, in the vendor's field (see vendor_<name>.cpp)
   // Normalized finish reason: stop, length, tool_calls, content_filter. Empty: tool_calls
   // when there are tool calls, else stop. Sent as the vendor's own value.
   std::string finish;

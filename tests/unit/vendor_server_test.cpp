@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "support/test_text.h"
 #include "support/vendor_server.h"
 
 namespace troupe::test {
@@ -27,12 +28,6 @@ struct Reply {
   std::map<std::string, std::string> headers;  // lowercased names
   std::string body;                            // de-chunked
 };
-
-std::string lower(std::string s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return s;
-}
 
 // One request on its own connection (Connection: close); reads until the server closes.
 Reply http(uint16_t port, const std::string& method, const std::string& target,
