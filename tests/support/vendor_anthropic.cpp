@@ -6,7 +6,9 @@
 #include "support/vendor_wire.h"
 
 namespace troupe::test {
-namespace {
+// Named, not anonymous: the nine files compile as one unit (UNITY_BUILD), where the
+// vendors' functions of the same name must not meet.
+namespace anthropic_fake {
 
 void parse(const json& body, Chat& chat) {
   SeenChat& seen = chat.seen;
@@ -229,7 +231,7 @@ std::string broken_event() {
          "\"delta\":{\"type\":\"text_delta\",\"text\":\"oo\n\n";
 }
 
-}  // namespace
+}  // namespace anthropic_fake
 
 const VendorWire kAnthropicWire = {.key_header = "x-api-key",
                                    .tool_id_prefix = "toolu_fake",
@@ -237,14 +239,14 @@ const VendorWire kAnthropicWire = {.key_header = "x-api-key",
                                    .reports_cached = true,
                                    .reports_reasoning = false,
                                    .stream_error_status = 529,
-                                   .parse = parse,
-                                   .request_id = request_id,
-                                   .finish = finish,
-                                   .render = render,
-                                   .error_info = error_info,
-                                   .render_error = render_error,
-                                   .refusal = refusal,
-                                   .stream_error_event = stream_error_event,
-                                   .broken_event = broken_event};
+                                   .parse = anthropic_fake::parse,
+                                   .request_id = anthropic_fake::request_id,
+                                   .finish = anthropic_fake::finish,
+                                   .render = anthropic_fake::render,
+                                   .error_info = anthropic_fake::error_info,
+                                   .render_error = anthropic_fake::render_error,
+                                   .refusal = anthropic_fake::refusal,
+                                   .stream_error_event = anthropic_fake::stream_error_event,
+                                   .broken_event = anthropic_fake::broken_event};
 
 }  // namespace troupe::test

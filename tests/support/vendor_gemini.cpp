@@ -5,7 +5,9 @@
 #include "support/vendor_wire.h"
 
 namespace troupe::test {
-namespace {
+// Named, not anonymous: the nine files compile as one unit (UNITY_BUILD), where the
+// vendors' functions of the same name must not meet.
+namespace gemini_fake {
 
 std::string function_response_text(const json& response) {
   if (response.is_string()) return response.get<std::string>();
@@ -245,7 +247,7 @@ std::string broken_event() {
   return "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"oo\r\n\r\n";
 }
 
-}  // namespace
+}  // namespace gemini_fake
 
 const VendorWire kGeminiWire = {.key_header = "x-goog-api-key",
                                 .tool_id_prefix = "call_fake",
@@ -253,14 +255,14 @@ const VendorWire kGeminiWire = {.key_header = "x-goog-api-key",
                                 .reports_cached = true,
                                 .reports_reasoning = true,
                                 .stream_error_status = 503,
-                                .parse = parse,
-                                .request_id = request_id,
-                                .finish = finish,
-                                .render = render,
-                                .error_info = error_info,
-                                .render_error = render_error,
-                                .refusal = refusal,
-                                .stream_error_event = stream_error_event,
-                                .broken_event = broken_event};
+                                .parse = gemini_fake::parse,
+                                .request_id = gemini_fake::request_id,
+                                .finish = gemini_fake::finish,
+                                .render = gemini_fake::render,
+                                .error_info = gemini_fake::error_info,
+                                .render_error = gemini_fake::render_error,
+                                .refusal = gemini_fake::refusal,
+                                .stream_error_event = gemini_fake::stream_error_event,
+                                .broken_event = gemini_fake::broken_event};
 
 }  // namespace troupe::test

@@ -7,7 +7,9 @@
 #include "support/vendor_wire.h"
 
 namespace troupe::test {
-namespace {
+// Named, not anonymous: the nine files compile as one unit (UNITY_BUILD), where the
+// vendors' functions of the same name must not meet.
+namespace ollama_fake {
 
 void parse(const json& body, Chat& chat) {
   parse_openai_like(body, chat, true);
@@ -110,7 +112,7 @@ std::string broken_event() {
   return "{\"model\":\"broken\",\"message\":{\"role\":\"assistant\",\"content\":\"oo\n";
 }
 
-}  // namespace
+}  // namespace ollama_fake
 
 const VendorWire kOllamaWire = {.key_header = "Authorization",
                                 .tool_id_prefix = "call_fake",
@@ -118,14 +120,14 @@ const VendorWire kOllamaWire = {.key_header = "Authorization",
                                 .reports_cached = false,
                                 .reports_reasoning = false,
                                 .stream_error_status = 500,
-                                .parse = parse,
-                                .request_id = request_id,
-                                .finish = finish,
-                                .render = render,
-                                .error_info = error_info,
-                                .render_error = render_error,
-                                .refusal = refusal,
-                                .stream_error_event = stream_error_event,
-                                .broken_event = broken_event};
+                                .parse = ollama_fake::parse,
+                                .request_id = ollama_fake::request_id,
+                                .finish = ollama_fake::finish,
+                                .render = ollama_fake::render,
+                                .error_info = ollama_fake::error_info,
+                                .render_error = ollama_fake::render_error,
+                                .refusal = ollama_fake::refusal,
+                                .stream_error_event = ollama_fake::stream_error_event,
+                                .broken_event = ollama_fake::broken_event};
 
 }  // namespace troupe::test

@@ -64,7 +64,9 @@ void parse_openai_like(const json& body, Chat& chat, bool ollama) {
   }
 }
 
-namespace {
+// Named, not anonymous: the nine files compile as one unit (UNITY_BUILD), where the
+// vendors' functions of the same name must not meet.
+namespace openai_fake {
 
 void parse(const json& body, Chat& chat) {
   parse_openai_like(body, chat, false);
@@ -293,7 +295,7 @@ std::string broken_event() {
          "\"oo\n\n";
 }
 
-}  // namespace
+}  // namespace openai_fake
 
 const VendorWire kOpenAiWire = {.key_header = "Authorization",
                                 .tool_id_prefix = "call_fake",
@@ -301,14 +303,14 @@ const VendorWire kOpenAiWire = {.key_header = "Authorization",
                                 .reports_cached = true,
                                 .reports_reasoning = true,
                                 .stream_error_status = 500,
-                                .parse = parse,
-                                .request_id = request_id,
-                                .finish = finish,
-                                .render = render,
-                                .error_info = error_info,
-                                .render_error = render_error,
-                                .refusal = refusal,
-                                .stream_error_event = stream_error_event,
-                                .broken_event = broken_event};
+                                .parse = openai_fake::parse,
+                                .request_id = openai_fake::request_id,
+                                .finish = openai_fake::finish,
+                                .render = openai_fake::render,
+                                .error_info = openai_fake::error_info,
+                                .render_error = openai_fake::render_error,
+                                .refusal = openai_fake::refusal,
+                                .stream_error_event = openai_fake::stream_error_event,
+                                .broken_event = openai_fake::broken_event};
 
 }  // namespace troupe::test
