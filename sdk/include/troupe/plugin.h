@@ -204,7 +204,7 @@ typedef struct troupe_http_request_t {
 ** on_complete statuses: TROUPE_OK when a full response arrived, whatever its HTTP status
 ** code; TROUPE_TRANSPORT (connection failed, reset, truncated); TROUPE_TIMEOUT (timeout_ms,
 ** connect_timeout_ms or idle_timeout_ms passed); TROUPE_CANCELLED; TROUPE_INVALID_ARGUMENT
-** (a method, URL or header name the host will not send; error_message says which);
+** (a method, URL or header the host will not send; error_message says which);
 ** TROUPE_INTERNAL (a failure inside the host). error_message is empty on OK. */
 typedef struct troupe_http_callbacks_t {
   uint32_t struct_size;
@@ -272,7 +272,7 @@ typedef struct troupe_host_api_t {
   ** Thread: the loop thread only. Owns: request and callbacks are borrowed; user_data as in
   ** troupe_http_callbacks_t.
   ** Returns TROUPE_OK with *out_handle set; the callbacks follow. A request the host will
-  ** not send (bad URL, method or header name) is still OK: on_complete reports it.
+  ** not send (bad URL, method or header) is still OK: on_complete reports it.
   ** Refuses (no callback will ever run): TROUPE_INVALID_ARGUMENT when request, callbacks or
   ** out_handle is NULL, or call is not an in-flight call of this instance (counted);
   ** TROUPE_CANCELLED when that call was already cancelled or timed out; TROUPE_NOT_FOUND
