@@ -196,8 +196,8 @@ typedef struct troupe_http_request_t {
 ** Order: on_headers at most once, when the status line and headers are in (on a TROUPE_OK
 ** completion it always came first); on_chunk any number of times with pieces of the body;
 ** then on_complete exactly once, also after cancel (http_cancel, or the owning call
-** cancelled or timed out), then with TROUPE_CANCELLED. Exception: once destroy() of the
-** instance has been called, no callback runs any more.
+** cancelled or timed out), then with TROUPE_CANCELLED unless the transfer had ended first.
+** Exception: once destroy() of the instance has been called, no callback runs any more.
 ** Owns: user_data is the plugin's; it must stay valid until on_complete has returned, or
 ** until destroy() when the instance goes first (free it there). Everything passed to a
 ** callback is borrowed for the duration of that callback.
@@ -284,7 +284,7 @@ typedef struct troupe_host_api_t {
                                 troupe_handle_t* out_handle);
 
   /* http_cancel: cancels a transfer of this instance. Its on_complete follows later with
-  ** TROUPE_CANCELLED, unless it already ran.
+  ** TROUPE_CANCELLED, unless it already ran or the transfer had ended (then with how it ended).
   ** Thread: the loop thread only. Returns nothing; an unknown or finished handle, or one of
   ** another instance, is ignored; a call off the loop thread is counted and ignored. */
   void (*http_cancel)(troupe_host_t* host, troupe_handle_t transfer);
@@ -378,7 +378,7 @@ typedef void (*troupe_plugin_cancel_fn)(void* instance, troupe_call_id_t call);
 ** host copies the struct_size bytes the plugin declared (zero-filling the rest) and refuses
 ** the library, naming the reason, when: the major differs, the minor is newer than its
 ** own, struct_size is below this version's, name is not [a-z0-9_-]+, kind is unknown, a hook
-** is NULL, or capabilities is not NULL or a JSON object. */
+** is NULL, or capabilities is neither NULL nor a JSON object. */
 typedef struct troupe_plugin_descriptor_t {
   uint32_t struct_size;
   uint16_t abi_major; /* TROUPE_ABI_MAJOR the plugin was built against */

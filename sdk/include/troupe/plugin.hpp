@@ -451,7 +451,8 @@ class Host {
     return transfer;
   }
 
-  // Cancels a transfer; its on_complete follows with TROUPE_CANCELLED. Loop thread.
+  // Cancels a transfer; its on_complete follows with TROUPE_CANCELLED (unless the transfer
+  // had ended: then with how it ended). Loop thread.
   void http_cancel(troupe_handle_t transfer) const { api_->http_cancel(host_, transfer); }
 
   // Cancels the timers and frees the closures of every callback that has not run yet. The
