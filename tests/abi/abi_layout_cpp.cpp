@@ -1,4 +1,5 @@
-// abi_layout_cpp.cpp: checks plugin.h (and plugin.hpp) from C++: same layout as in C, ISO C++.
+// abi_layout_cpp.cpp: checks plugin.h (and plugin.hpp) from C++: same layout as in C, ISO C++,
+// and TROUPE_STR usable from C++.
 //
 // Built with -pedantic-errors as C++17, the SDK's promised language level. The offsets
 // repeat abi_layout.c on purpose: C and C++ compilers must agree on every struct.
@@ -89,6 +90,12 @@ int main() {
       std::printf("status_name/status_from_name disagree for %d\n", static_cast<int>(s));
       return 1;
     }
+  }
+  // The convenience macro compiles as ISO C++ too (a C99 compound literal would not).
+  troupe_str_t s = TROUPE_STR("abi");
+  if (s.len != 3 || s.ptr[0] != 'a') {
+    std::printf("TROUPE_STR is wrong in C++\n");
+    return 1;
   }
   std::printf("troupe ABI %d.%d: C++ agrees with C\n", TROUPE_ABI_MAJOR, TROUPE_ABI_MINOR);
   return 0;

@@ -38,10 +38,12 @@
 //     was cancelled). When the instance is destroyed, pending timers are cancelled and the
 //     closures of callbacks that will never run (the host drops them) are freed.
 //
-// Threading follows plugin.h: hooks (constructor, invoke, cancel, destructor) and every
-// timer/post/HTTP callback run on the host's loop thread. Call's methods and Host::post,
-// log, config, secret and now_ns may be used from any thread; timer, cancel_timer, http and
-// http_cancel only on the loop thread (post() back to it from a worker thread).
+// Threading follows plugin.h, which states it per function: hooks (constructor, invoke,
+// cancel, destructor) and every timer/post/HTTP callback run on the host's loop thread. Call's
+// methods and Host::post, log, config, secret and now_ns may be used from any thread; timer,
+// cancel_timer, http and http_cancel only on the loop thread (post() back to it from a worker
+// thread). Once the instance is being destroyed no callback runs any more; the SDK frees the
+// closures of those that never will.
 #pragma once
 
 #include <troupe/plugin.h>
@@ -177,9 +179,10 @@ struct HttpRequest {
   troupe_call_id_t call = 0;        // cancelling this call cancels the transfer; 0 = none
 };
 
-// Callbacks of one transfer, on the loop thread: on_headers once, on_chunk any number of
-// times, on_complete exactly once (TROUPE_OK when a full response arrived, whatever its
-// HTTP status). Any of them may be empty.
+// Callbacks of one transfer, on the loop thread: on_headers at most once (always before an
+// OK on_complete), on_chunk any number of times, on_complete exactly once (TROUPE_OK when a
+// full response arrived, whatever its HTTP status; the other statuses are listed at
+// troupe_http_callbacks_t in plugin.h). Any of them may be empty.
 struct HttpHandlers {
   std::function<void(int status_code, const HttpHeaders& headers)> on_headers;
   std::function<void(std::string_view chunk)> on_chunk;
@@ -336,24 +339,26 @@ class Host {
   void warn(std::string_view message) const { log(TROUPE_LOG_WARN, message); }
   void error(std::string_view message) const { log(TROUPE_LOG_ERROR, message); }
 
-  // A setting of this instance: scalars as their text, objects/arrays as JSON; nullopt when
-  // absent. (The constructor also receives all settings as one JSON object.)
+  // A setting of this instance: a string as its text, any other value as compact JSON;
+  // nullopt when absent or null. key may be a JSON pointer ("/limits/rpm"). Any thread.
+  // (The constructor also receives all settings as one JSON object.)
   std::optional<std::string> config(std::string_view key) const {
     troupe_str_t out{nullptr, 0};
     if (api_->config_get(host_, to_str(key), &out) != TROUPE_OK) return std::nullopt;
     return std::string(to_view(out));
   }
 
-  // A secret of this instance, e.g. "api_key". Never log it; prefer "${secret:NAME}" in
-  // HTTP header values, which keeps the key inside the host.
+  // A secret of this instance, e.g. "api_key"; nullopt when it has none. Any thread. Never
+  // log it; prefer "${secret:NAME}" in HTTP header values, which keeps the key in the host.
   std::optional<std::string> secret(std::string_view name) const {
     troupe_str_t out{nullptr, 0};
     if (api_->secret_get(host_, to_str(name), &out) != TROUPE_OK) return std::nullopt;
     return std::string(to_view(out));
   }
 
-  // Runs fn once on the loop thread after delay_ms. Returns the timer's handle (0 if the
-  // host refused). Loop thread.
+  // Runs fn once on the loop thread after delay_ms. Returns the timer's handle, or 0 when
+  // the host refused (off the loop thread, or while the instance is being destroyed). Loop
+  // thread.
   troupe_handle_t timer(uint64_t delay_ms, std::function<void()> fn) const {
     auto* closure = new detail::TimerClosure{std::move(fn), api_, host_, state_, 0};
     troupe_handle_t handle = api_->timer_start(host_, delay_ms, &detail::run_timer, closure);
@@ -384,7 +389,7 @@ class Host {
   }
 
   // Runs fn on the loop thread soon. Any thread. False when the host is shutting down (fn
-  // is then dropped).
+  // is then dropped). A function still pending when the instance is destroyed never runs.
   bool post(std::function<void()> fn) const {
     auto* closure = new detail::PostClosure{std::move(fn), api_, host_, state_};
     {
@@ -405,7 +410,8 @@ class Host {
   uint64_t now_ns() const { return api_->now_ns(host_); }
 
   // Starts an HTTP transfer on the host's loop. On success the handlers run later (never
-  // inside http()), and on_complete exactly once. On failure no handler runs. Loop thread.
+  // inside http()), and on_complete exactly once. On failure no handler runs and status says
+  // why (plugin.h lists http_start's refusals). Loop thread.
   HttpTransfer http(const HttpRequest& request, HttpHandlers handlers) const {
     std::vector<troupe_http_header_t> headers;
     headers.reserve(request.headers.size());
@@ -445,7 +451,8 @@ class Host {
     return transfer;
   }
 
-  // Cancels a transfer; its on_complete follows with TROUPE_CANCELLED. Loop thread.
+  // Cancels a transfer; its on_complete follows with TROUPE_CANCELLED (unless the transfer
+  // had ended: then with how it ended). Loop thread.
   void http_cancel(troupe_handle_t transfer) const { api_->http_cancel(host_, transfer); }
 
   // Cancels the timers and frees the closures of every callback that has not run yet. The
@@ -625,9 +632,11 @@ class Plugin {
   // through the Call. An exception completes the call with TROUPE_INTERNAL.
   virtual void invoke(std::shared_ptr<Call> call) = 0;
 
-  // The caller gave up on a call. Advisory: stop the work and complete the call (usually
-  // with TROUPE_CANCELLED). HTTP transfers started with the call's id are cancelled by the
-  // host already. Unknown ids must be ignored.
+  // The caller gave up on a call (cancelled it, or its timeout passed). Advisory: stop the
+  // work and complete the call (usually with TROUPE_CANCELLED). HTTP transfers started with
+  // the call's id are cancelled by the host already. At most once per call, but it may come
+  // after the call finished (its completion still on the way to the loop), so ignore ids
+  // you no longer know.
   virtual void cancel(troupe_call_id_t call_id) { (void)call_id; }
 
   const Host& host() const { return host_; }
