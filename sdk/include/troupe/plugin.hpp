@@ -47,6 +47,7 @@
 #pragma once
 
 #include <troupe/plugin.h>
+#include <troupe/status_names.h>
 
 #include <atomic>
 #include <cstdint>
@@ -82,36 +83,7 @@ inline std::string_view to_view(troupe_str_t s) {
 // The lowercase name of a status code, as used in JSON (sdk/schemas/error.schema.json):
 // TROUPE_RATE_LIMITED -> "rate_limited". Unknown codes give "unknown".
 inline const char* status_name(troupe_status_t status) {
-  switch (status) {
-    case TROUPE_OK:
-      return "ok";
-    case TROUPE_INVALID_ARGUMENT:
-      return "invalid_argument";
-    case TROUPE_UNSUPPORTED:
-      return "unsupported";
-    case TROUPE_NOT_FOUND:
-      return "not_found";
-    case TROUPE_AUTH:
-      return "auth";
-    case TROUPE_RATE_LIMITED:
-      return "rate_limited";
-    case TROUPE_TRANSPORT:
-      return "transport";
-    case TROUPE_TIMEOUT:
-      return "timeout";
-    case TROUPE_CANCELLED:
-      return "cancelled";
-    case TROUPE_BUDGET_EXCEEDED:
-      return "budget_exceeded";
-    case TROUPE_UNAVAILABLE:
-      return "unavailable";
-    case TROUPE_TOO_LARGE:
-      return "too_large";
-    case TROUPE_INTERNAL:
-      return "internal";
-    default:
-      return "unknown";
-  }
+  return troupe_status_name(status);
 }
 
 // The reverse of status_name(); std::nullopt for a name that is not a status.
