@@ -12,7 +12,7 @@ void on_signature(const std::string& name, const nlohmann::json& args,
                   const std::string& signature) {
   // The plugin keys its memory by the call's arguments text: they must serialise.
   (void)name, (void)signature;
-  (void)troupe::kit::dump_lenient(args);
+  (void)troupe::kit::json_text(args);
 }
 
 }  // namespace

@@ -70,7 +70,7 @@ class AnthropicProvider : public troupe::sdk::Plugin {
                             {"Accept", options.stream ? "text/event-stream" : "application/json"},
                             {"x-api-key", "${secret:api_key}"},
                             {"anthropic-version", version_}};
-    spec.request.body = kit::dump_lenient(body);
+    spec.request.body = kit::json_text(body);
     spec.stream = options.stream;
     spec.framing = kit::Framing::sse;
     if (options.stream) spec.decoder = std::make_unique<anthropic::StreamDecoder>(context);

@@ -27,7 +27,7 @@ nlohmann::json ChatResponse::to_json() const {
 }
 
 std::string ChatResponse::to_json_text() const {
-  return dump_lenient(to_json());
+  return json_text(to_json());
 }
 
 namespace {

@@ -21,7 +21,7 @@ std::string string_field(const json& object, const char* key) {
 
 // The contract's context-length signals, whichever vendor sent them.
 bool is_context_length(const VendorError& e) {
-  std::string message = lower(e.message);
+  std::string message = ascii_lower(e.message);
   return e.code == "context_length_exceeded" || e.type == "context_length_exceeded" ||
          contains(message, "prompt is too long") ||
          contains(message, "exceeds the maximum number of tokens") ||
@@ -254,7 +254,7 @@ CallError map_http_error(std::string_view vendor, int http_status, const HeaderL
 CallError map_vendor_error(std::string_view vendor, const VendorError& e,
                            std::string_view request_id) {
   CallError error{TROUPE_UNAVAILABLE, "", true, 0};
-  std::string type = lower(e.type), code = lower(e.code);
+  std::string type = ascii_lower(e.type), code = ascii_lower(e.code);
   if (is_context_length(e)) {
     error = CallError{TROUPE_TOO_LARGE, "", false, 0};
   } else if (is_insufficient_quota(e)) {

@@ -139,7 +139,7 @@ std::string url_host(std::string_view url) {
   } else {
     url = url.substr(0, url.find(':'));
   }
-  return lower(url);
+  return ascii_lower(url);
 }
 
 }  // namespace troupe::kit

@@ -14,7 +14,7 @@ bool is_blank(char c) {
 
 }  // namespace
 
-std::string lower(std::string_view s) {
+std::string ascii_lower(std::string_view s) {
   std::string out(s);
   for (char& c : out)
     c = lower_char(c);

@@ -1,9 +1,10 @@
 // text.h: the plugin side's ASCII text helpers — lowercase, search, case-blind compare, trim.
 //
 // One home for them on the plugin side: the provider kit, which every provider plugin links
-// (the mock too). The host has its own (plugins do not link host code, and the host does not
-// link the kit). ASCII only and locale-free: header names, status words, vendor codes and
-// prompt keywords are ASCII, and a byte >= 0x80 is never changed or counted as space.
+// (the mock too). The host has its own, host/core/text.h, with the same names where the
+// helper is the same (plugins link nothing of the host, the host does not link the kit).
+// ASCII only and locale-free: header names, status words, vendor codes and prompt keywords
+// are ASCII, and a byte >= 0x80 is never changed or counted as space.
 #pragma once
 
 #include <string>
@@ -12,7 +13,7 @@
 namespace troupe::kit {
 
 // s with 'A'..'Z' turned into 'a'..'z'.
-std::string lower(std::string_view s);
+std::string ascii_lower(std::string_view s);
 
 // True when needle occurs in haystack.
 bool contains(std::string_view haystack, std::string_view needle);

@@ -52,7 +52,7 @@ class SignatureCache {
  private:
   static constexpr size_t kMaxEntries = 1024;
   static std::string key_of(const std::string& name, const json& args) {
-    return name + '\n' + kit::dump_lenient(args);
+    return name + '\n' + kit::json_text(args);
   }
 
   mutable std::mutex mutex_;
@@ -116,7 +116,7 @@ class GeminiProvider : public troupe::sdk::Plugin {
     spec.request.headers = {{"Content-Type", "application/json"},
                             {"Accept", stream ? "text/event-stream" : "application/json"},
                             {"x-goog-api-key", "${secret:api_key}"}};
-    spec.request.body = kit::dump_lenient(body);
+    spec.request.body = kit::json_text(body);
     spec.stream = stream;
     spec.framing = kit::Framing::sse;
     if (stream) spec.decoder = std::make_unique<gemini::StreamDecoder>(remember);

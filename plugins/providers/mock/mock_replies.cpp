@@ -146,7 +146,7 @@ int risk_of(const std::vector<Finding>& findings) {
 // The risk a text states ("Overall risk: high" in a security review it quotes): 2 high,
 // 1 medium, 0 low, -1 none stated.
 int stated_risk(std::string_view text) {
-  std::string t = kit::lower(text);
+  std::string t = kit::ascii_lower(text);
   if (t.find("risk: high") != std::string::npos) return 2;
   if (t.find("risk: medium") != std::string::npos) return 1;
   if (t.find("risk: low") != std::string::npos) return 0;
@@ -380,7 +380,7 @@ std::string default_reply(const ChatRequest& r) {
       return coder_reply(p);
     case Persona::planner: {
       // The instruction is the first line; the material below it may well mention summaries.
-      std::string instruction = kit::lower(first_line_view(p.input));
+      std::string instruction = kit::ascii_lower(first_line_view(p.input));
       if (contains_any(instruction, {"synthes", "summar", "combine", "consolidat"})) {
         return synthesis_reply(p, r);
       }

@@ -237,7 +237,7 @@ std::vector<Finding> find_risks(std::string_view text) {
     if (diff ? l.kind != LineKind::added : l.kind == LineKind::diff_header) continue;
     std::string_view code = kit::trim(l.text);
     if (code.empty()) continue;
-    lowered = kit::lower(code);
+    lowered = kit::ascii_lower(code);
     compact.clear();
     for (char c : lowered) {
       if (c != ' ' && c != '\t') compact += c;

@@ -316,7 +316,7 @@ std::vector<std::string> key_words(std::string_view text, size_t max) {
       return std::isdigit(static_cast<unsigned char>(c));
     });
     if (count_chars(word) >= 4 && !has_digit && !word.starts_with("__")) {
-      std::string key = kit::lower(word);
+      std::string key = kit::ascii_lower(word);
       if (!is_stop_word(key)) {
         auto [it, inserted] = index.try_emplace(key, seen.size());
         if (inserted) seen.push_back(Seen{key, 0, 0, seen.size(), false});

@@ -89,7 +89,7 @@ class OllamaProvider : public troupe::sdk::Plugin {
         {"Content-Type", "application/json"},
         {"Accept", options.stream ? "application/x-ndjson" : "application/json"}};
     if (has_key_) spec.request.headers.emplace_back("Authorization", "Bearer ${secret:api_key}");
-    spec.request.body = kit::dump_lenient(body);
+    spec.request.body = kit::json_text(body);
     spec.stream = options.stream;
     spec.framing = kit::Framing::ndjson;
     if (options.stream) spec.decoder = std::make_unique<ollama::StreamDecoder>();

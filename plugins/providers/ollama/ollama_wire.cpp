@@ -78,7 +78,7 @@ std::optional<kit::CallError> take_tool_calls(const json& calls, kit::ChatRespon
       return error;
     if (sink != nullptr)
       sink->tool_call_delta(static_cast<int32_t>(out->tool_calls.size()), tool.id, tool.name,
-                            kit::dump_lenient(tool.arguments));
+                            kit::json_text(tool.arguments));
     out->tool_calls.push_back(std::move(tool));
   }
   return std::nullopt;

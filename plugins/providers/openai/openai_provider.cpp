@@ -64,7 +64,7 @@ class OpenAIProvider : public troupe::sdk::Plugin {
     spec.request.headers = {{"Content-Type", "application/json"},
                             {"Accept", options.stream ? "text/event-stream" : "application/json"}};
     if (has_key_) spec.request.headers.emplace_back("Authorization", "Bearer ${secret:api_key}");
-    spec.request.body = kit::dump_lenient(body);
+    spec.request.body = kit::json_text(body);
     spec.stream = options.stream;
     spec.framing = kit::Framing::sse;
     if (options.stream) spec.decoder = std::make_unique<openai::StreamDecoder>();

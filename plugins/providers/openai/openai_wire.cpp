@@ -19,7 +19,7 @@ json tool_call_to_wire(const json& call) {
           {"type", "function"},
           {"function",
            {{"name", call.at("name")},
-            {"arguments", kit::dump_lenient(call.value("arguments", json::object()))}}}};
+            {"arguments", kit::json_text(call.value("arguments", json::object()))}}}};
 }
 
 json message_to_wire(const json& m) {
