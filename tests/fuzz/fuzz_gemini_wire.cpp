@@ -3,6 +3,7 @@
 // (wire_fuzz.h), with a thought-signature handler attached as the plugin attaches one.
 #include "gemini_wire.h"
 
+#include "common/json_access.h"
 #include "fuzz/wire_fuzz.h"
 
 namespace {
@@ -11,7 +12,7 @@ void on_signature(const std::string& name, const nlohmann::json& args,
                   const std::string& signature) {
   // The plugin keys its memory by the call's arguments text: they must serialise.
   (void)name, (void)signature;
-  (void)args.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  (void)troupe::kit::json_text(args);
 }
 
 }  // namespace

@@ -8,7 +8,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "mock_logic.h"
+#include "mock_engine.h"
+#include "mock_persona.h"
+#include "mock_risks.h"
+#include "mock_scan.h"
+#include "mock_settings.h"
+#include "mock_text.h"
 
 namespace {
 

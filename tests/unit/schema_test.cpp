@@ -18,7 +18,7 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
-#include "mock_logic.h"
+#include "mock_engine.h"
 
 namespace {
 

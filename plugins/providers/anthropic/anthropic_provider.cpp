@@ -4,6 +4,7 @@
 // completion) is the provider kit's chat_call. The API key stays in the host: the x-api-key
 // header is written as "${secret:api_key}" and substituted there.
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -12,6 +13,8 @@
 
 #include "anthropic_wire.h"
 #include "common/chat_call.h"
+#include "common/chat_request.h"
+#include "common/json_access.h"
 #include "common/settings.h"
 
 namespace {
@@ -41,28 +44,21 @@ class AnthropicProvider : public troupe::sdk::Plugin {
   }
 
   void invoke(std::shared_ptr<troupe::sdk::Call> call) override {
-    if (call->operation() != "chat") {
-      call->fail(TROUPE_UNSUPPORTED,
-                 "anthropic: unsupported operation \"" + call->operation() + "\" (only \"chat\")");
-      return;
-    }
+    if (!kit::accept_chat_operation(*call, anthropic::kVendor)) return;
     if (!has_key_) {
       call->fail(TROUPE_AUTH,
                  "anthropic: no API key (set the provider's secrets.api_key, e.g. "
                  "ANTHROPIC_API_KEY)");
       return;
     }
-    json request = json::parse(call->request(), nullptr, /*allow_exceptions=*/false);
-    if (request.is_discarded() || !request.is_object()) {
-      call->fail(TROUPE_INVALID_ARGUMENT, "anthropic: the request is not a JSON object");
-      return;
-    }
+    std::optional<json> request = kit::parse_chat_request(*call, anthropic::kVendor);
+    if (!request) return;
     anthropic::RequestOptions options = options_;
     options.stream = call->stream();
     json body;
     anthropic::WireContext context;
-    if (auto error = anthropic::build_request_body(request, options, &body, &context)) {
-      call->fail(error->status, error->message, error->retryable, error->retry_after_ms);
+    if (auto error = anthropic::build_request_body(*request, options, &body, &context)) {
+      kit::fail_call(*call, *error);
       return;
     }
 
@@ -74,7 +70,7 @@ class AnthropicProvider : public troupe::sdk::Plugin {
                             {"Accept", options.stream ? "text/event-stream" : "application/json"},
                             {"x-api-key", "${secret:api_key}"},
                             {"anthropic-version", version_}};
-    spec.request.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    spec.request.body = kit::json_text(body);
     spec.stream = options.stream;
     spec.framing = kit::Framing::sse;
     if (options.stream) spec.decoder = std::make_unique<anthropic::StreamDecoder>(context);

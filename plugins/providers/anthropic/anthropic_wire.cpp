@@ -197,7 +197,7 @@ json structured_input_schema(const json& schema, bool* wrapped) {
 // The answer text of the structured-output tool's input.
 std::string structured_text(const json& input, bool wrapped) {
   const json& value = wrapped ? member(input, "value") : input;
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+  return kit::json_text(value);
 }
 
 // The finish reason of an answer: the structured-output tool's call is a plain answer, and a

@@ -3,8 +3,10 @@
 
 #include <utility>
 
+#include "common/chat_request.h"
 #include "common/line_splitter.h"
 #include "common/retry_after.h"
+#include "common/text.h"
 
 namespace troupe::kit {
 namespace {
@@ -12,17 +14,6 @@ namespace {
 // Error bodies are only read for their message: no need to keep more. A body cut here is not
 // shown at all: its end could be the start of a key the host's redactor would not recognize.
 constexpr size_t kMaxErrorBody = 64 * 1024;
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 // Forwards decoder events to the Call when the caller streams, and counts the decoded bytes
 // (text, reasoning, arguments) against max_response_bytes either way.
@@ -198,7 +189,7 @@ class ChatCallState {
     finished_ = true;
     if (!request_id_.empty() && error.message.find("(request ") == std::string::npos)
       error.message += request_suffix(request_id_);
-    call_->fail(error.status, error.message, error.retryable, error.retry_after_ms);
+    fail_call(*call_, error);
     if (!transfer_done_ && transfer_ != 0) host_.http_cancel(transfer_);
   }
 

@@ -1,6 +1,8 @@
 // chat_response.cpp: building the normalized chat response (see chat_response.h).
 #include "common/chat_response.h"
 
+#include "common/json_access.h"
+
 namespace troupe::kit {
 
 nlohmann::json Usage::to_json() const {
@@ -25,7 +27,7 @@ nlohmann::json ChatResponse::to_json() const {
 }
 
 std::string ChatResponse::to_json_text() const {
-  return to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return json_text(to_json());
 }
 
 namespace {
@@ -60,6 +62,13 @@ std::optional<CallError> check_tool_arguments(std::string_view vendor, std::stri
   }
   *out = value;
   return std::nullopt;
+}
+
+std::optional<CallError> read_tool_arguments(std::string_view vendor, std::string_view name,
+                                             const nlohmann::json& value, nlohmann::json* out) {
+  if (value.is_string())
+    return parse_tool_arguments(vendor, name, value.get_ref<const std::string&>(), out);
+  return check_tool_arguments(vendor, name, value, out);
 }
 
 void ToolCallAccumulator::add(int index, std::string_view id, std::string_view name,

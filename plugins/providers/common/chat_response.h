@@ -65,6 +65,12 @@ std::optional<CallError> parse_tool_arguments(std::string_view vendor, std::stri
 std::optional<CallError> check_tool_arguments(std::string_view vendor, std::string_view name,
                                               const nlohmann::json& value, nlohmann::json* out);
 
+// Arguments a vendor may send in either form: a string is parse_tool_arguments()'s text,
+// anything else check_tool_arguments()'s value (openai and ollama, whose compatible servers
+// differ).
+std::optional<CallError> read_tool_arguments(std::string_view vendor, std::string_view name,
+                                             const nlohmann::json& value, nlohmann::json* out);
+
 class ToolCallAccumulator {
  public:
   // A streamed piece of tool call `index`. id and name are kept from the first piece that has

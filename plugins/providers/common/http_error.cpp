@@ -2,7 +2,8 @@
 #include "common/http_error.h"
 
 #include <algorithm>
-#include <cctype>
+
+#include "common/text.h"
 
 namespace troupe::kit {
 namespace {
@@ -18,20 +19,9 @@ std::string string_field(const json& object, const char* key) {
   return "";
 }
 
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool contains(std::string_view haystack, std::string_view needle) {
-  return haystack.find(needle) != std::string_view::npos;
-}
-
 // The contract's context-length signals, whichever vendor sent them.
 bool is_context_length(const VendorError& e) {
-  std::string message = lowercase(e.message);
+  std::string message = ascii_lower(e.message);
   return e.code == "context_length_exceeded" || e.type == "context_length_exceeded" ||
          contains(message, "prompt is too long") ||
          contains(message, "exceeds the maximum number of tokens") ||
@@ -264,7 +254,7 @@ CallError map_http_error(std::string_view vendor, int http_status, const HeaderL
 CallError map_vendor_error(std::string_view vendor, const VendorError& e,
                            std::string_view request_id) {
   CallError error{TROUPE_UNAVAILABLE, "", true, 0};
-  std::string type = lowercase(e.type), code = lowercase(e.code);
+  std::string type = ascii_lower(e.type), code = ascii_lower(e.code);
   if (is_context_length(e)) {
     error = CallError{TROUPE_TOO_LARGE, "", false, 0};
   } else if (is_insufficient_quota(e)) {

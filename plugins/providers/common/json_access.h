@@ -1,4 +1,5 @@
-// json_access.h: lenient reads of vendor JSON — a missing or mistyped field reads as empty/zero.
+// json_access.h: lenient reads of vendor JSON — a missing or mistyped field reads as empty/zero —
+// and the plugin side's one lenient write, json_text().
 //
 // Vendor responses grow and vary between compatible servers; the wire code reads what it needs
 // with these and decides itself which absences are errors.
@@ -47,6 +48,15 @@ inline const nlohmann::json& member(const nlohmann::json& object, const char* ke
   if (!object.is_object()) return null_value;
   auto it = object.find(key);
   return it != object.end() ? *it : null_value;
+}
+
+// The compact JSON text of a value, where invalid UTF-8 in a string becomes U+FFFD instead of
+// throwing: what a plugin sends (request bodies, tool-call arguments, the response) must
+// serialise even when a vendor or a header put bad bytes into it. The one place on the plugin
+// side that spells nlohmann's dump(-1, ' ', false, replace); the host's is host/core/json_text.h,
+// of the same name.
+inline std::string json_text(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace troupe::kit

@@ -7,33 +7,16 @@
 #include <cmath>
 #include <limits>
 
+#include "common/text.h"
+
 namespace troupe::kit {
 namespace {
 
 // Anything longer than this (about 31 years) is clamped: it only has to fit the ABI's uint32.
 constexpr double kMaxMs = 1e12;
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
-}
-
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
 }
 
 // Reads an unsigned decimal ("12", "1.5", ".5" is refused) from the front of *s.
@@ -62,7 +45,7 @@ std::optional<double> take_decimal(std::string_view* s) {
 
 // A whole text that is one unsigned decimal.
 std::optional<double> whole_decimal(std::string_view text) {
-  text = trim(text);
+  text = trim_blanks(text);
   auto value = take_decimal(&text);
   if (!value || !text.empty()) return std::nullopt;
   return value;
@@ -147,7 +130,7 @@ std::optional<uint64_t> parse_retry_after(std::string_view text, int64_t now_uni
 std::optional<int64_t> parse_http_date(std::string_view text) {
   // Split on spaces and commas; RFC 850 dates also split on '-'.
   std::vector<std::string_view> tokens;
-  text = trim(text);
+  text = trim_blanks(text);
   size_t i = 0;
   while (i < text.size()) {
     while (i < text.size() && (text[i] == ' ' || text[i] == ',' || text[i] == '-'))
@@ -185,7 +168,7 @@ std::optional<int64_t> parse_http_date(std::string_view text) {
 }
 
 std::optional<int64_t> parse_rfc3339(std::string_view text) {
-  text = trim(text);
+  text = trim_blanks(text);
   // YYYY-MM-DDTHH:MM:SS
   if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[13] != ':' || text[16] != ':')
     return std::nullopt;
@@ -223,7 +206,7 @@ std::optional<int64_t> parse_rfc3339(std::string_view text) {
 }
 
 std::optional<uint64_t> parse_go_duration(std::string_view text) {
-  text = trim(text);
+  text = trim_blanks(text);
   if (text.empty()) return std::nullopt;
   if (auto seconds = whole_decimal(text)) return ms_from(*seconds * 1000);
   double total_ms = 0;
@@ -256,7 +239,7 @@ std::optional<uint64_t> parse_go_duration(std::string_view text) {
 }
 
 std::optional<uint64_t> parse_google_duration(std::string_view text) {
-  text = trim(text);
+  text = trim_blanks(text);
   if (text.empty() || text.back() != 's') return std::nullopt;
   text.remove_suffix(1);
   auto seconds = whole_decimal(text);

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "common/text.h"
+
 namespace troupe::kit {
 namespace {
 
@@ -137,10 +139,7 @@ std::string url_host(std::string_view url) {
   } else {
     url = url.substr(0, url.find(':'));
   }
-  std::string host(url);
-  for (char& c : host)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return host;
+  return ascii_lower(url);
 }
 
 }  // namespace troupe::kit

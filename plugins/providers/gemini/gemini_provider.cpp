@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@
 #include <troupe/plugin.hpp>
 
 #include "common/chat_call.h"
+#include "common/chat_request.h"
+#include "common/json_access.h"
 #include "common/settings.h"
 #include "gemini_wire.h"
 
@@ -49,7 +52,7 @@ class SignatureCache {
  private:
   static constexpr size_t kMaxEntries = 1024;
   static std::string key_of(const std::string& name, const json& args) {
-    return name + '\n' + args.dump(-1, ' ', false, json::error_handler_t::replace);
+    return name + '\n' + kit::json_text(args);
   }
 
   mutable std::mutex mutex_;
@@ -77,22 +80,15 @@ class GeminiProvider : public troupe::sdk::Plugin {
   }
 
   void invoke(std::shared_ptr<troupe::sdk::Call> call) override {
-    if (call->operation() != "chat") {
-      call->fail(TROUPE_UNSUPPORTED,
-                 "gemini: unsupported operation \"" + call->operation() + "\" (only \"chat\")");
-      return;
-    }
+    if (!kit::accept_chat_operation(*call, gemini::kVendor)) return;
     if (!has_key_) {
       call->fail(TROUPE_AUTH,
                  "gemini: no API key (set the provider's secrets.api_key, e.g. GEMINI_API_KEY)");
       return;
     }
-    json request = json::parse(call->request(), nullptr, /*allow_exceptions=*/false);
-    if (request.is_discarded() || !request.is_object()) {
-      call->fail(TROUPE_INVALID_ARGUMENT, "gemini: the request is not a JSON object");
-      return;
-    }
-    std::string model = request.value("model", "");
+    std::optional<json> request = kit::parse_chat_request(*call, gemini::kVendor);
+    if (!request) return;
+    std::string model = request->value("model", "");
     if (model.empty()) {
       call->fail(TROUPE_INVALID_ARGUMENT, "gemini: the request has no model");
       return;
@@ -103,8 +99,8 @@ class GeminiProvider : public troupe::sdk::Plugin {
       return cache->get(name, args);
     };
     json body;
-    if (auto error = gemini::build_request_body(request, options, &body)) {
-      call->fail(error->status, error->message, error->retryable, error->retry_after_ms);
+    if (auto error = gemini::build_request_body(*request, options, &body)) {
+      kit::fail_call(*call, *error);
       return;
     }
     gemini::SignatureHandler remember = [cache](const std::string& name, const json& args,
@@ -120,7 +116,7 @@ class GeminiProvider : public troupe::sdk::Plugin {
     spec.request.headers = {{"Content-Type", "application/json"},
                             {"Accept", stream ? "text/event-stream" : "application/json"},
                             {"x-goog-api-key", "${secret:api_key}"}};
-    spec.request.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    spec.request.body = kit::json_text(body);
     spec.stream = stream;
     spec.framing = kit::Framing::sse;
     if (stream) spec.decoder = std::make_unique<gemini::StreamDecoder>(remember);

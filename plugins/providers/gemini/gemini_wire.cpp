@@ -127,7 +127,7 @@ std::optional<kit::CallError> take_parts(const json& parts, kit::ChatResponse* r
       if (!signature.empty() && on_signature) on_signature(tool.name, tool.arguments, signature);
       if (sink != nullptr)
         sink->tool_call_delta(static_cast<int32_t>(r->tool_calls.size()), tool.id, tool.name,
-                              tool.arguments.dump(-1, ' ', false, json::error_handler_t::replace));
+                              kit::json_text(tool.arguments));
       r->tool_calls.push_back(std::move(tool));
       continue;
     }

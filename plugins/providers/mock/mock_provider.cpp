@@ -1,7 +1,7 @@
 // mock_provider.cpp: the "mock" provider plugin — deterministic offline replies for demos,
 // tests and benchmarks.
 //
-// The decisions (which rule, what text, which error, how many tokens) are mock_logic's; this
+// The decisions (which rule, what text, which error, how many tokens) are mock_engine's; this
 // file only carries them out through the SDK: at once when the latency is 0 (no timer, so
 // a benchmark measures the host, not the mock), else through host timers, streaming text in
 // stream_chunk_chars pieces spread over the latency. Nothing ever sleeps a thread.
@@ -14,7 +14,9 @@
 
 #include <troupe/plugin.hpp>
 
-#include "mock_logic.h"
+#include "common/chat_request.h"
+#include "mock_engine.h"
+#include "mock_text.h"
 
 namespace {
 
@@ -28,11 +30,7 @@ class MockProvider : public troupe::sdk::Plugin {
       : Plugin(host, config), engine_(troupe::mock::parse_settings(config)) {}
 
   void invoke(std::shared_ptr<Call> call) override {
-    if (call->operation() != "chat") {
-      call->fail(TROUPE_UNSUPPORTED,
-                 "mock: unsupported operation \"" + call->operation() + "\" (only \"chat\")");
-      return;
-    }
+    if (!troupe::kit::accept_chat_operation(*call, "mock")) return;
     auto job = std::make_shared<Job>();
     job->call = std::move(call);
     job->outcome = engine_.plan(job->call->request());

@@ -1,4 +1,5 @@
-// mock_scan.cpp: reading code out of a prompt — diff lines, key words, files, functions, risks.
+// mock_scan.cpp: reading code out of a prompt — diff lines, files, functions, key words,
+// section headings (see mock_scan.h).
 #include "mock_scan.h"
 
 #include <algorithm>
@@ -7,63 +8,16 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "common/text.h"
+#include "mock_text.h"
+
 namespace troupe::mock {
 
 namespace {
 
 constexpr size_t npos = std::string_view::npos;
 
-bool starts_with(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
-
-bool ends_with(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-bool is_space(char c) {
-  return std::isspace(static_cast<unsigned char>(c)) != 0;
-}
-
-bool is_ident(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
-}
-
-bool is_quote(char c) {
-  return c == '"' || c == '\'' || c == '`';
-}
-
-std::string_view trim_left(std::string_view s) {
-  while (!s.empty() && is_space(s.front()))
-    s.remove_prefix(1);
-  return s;
-}
-
-std::string_view trim(std::string_view s) {
-  s = trim_left(s);
-  while (!s.empty() && is_space(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-bool has(std::string_view s, std::string_view needle) {
-  return s.find(needle) != npos;
-}
-
-size_t code_points(std::string_view s) {
-  size_t n = 0;
-  for (char c : s) {
-    if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++n;
-  }
-  return n;
-}
+using kit::contains;
 
 // Reads a decimal number at s[i], advancing i; false when there is none.
 bool read_number(std::string_view s, size_t& i, uint32_t& value) {
@@ -77,28 +31,30 @@ bool read_number(std::string_view s, size_t& i, uint32_t& value) {
   return i > start;
 }
 
+// Reads one side of a hunk header, "a[,b]", at s[i], advancing i: its start line and its
+// length (1 when missing). False when it is not one.
+bool read_range(std::string_view s, size_t& i, uint32_t& start, uint32_t& length) {
+  if (!read_number(s, i, start)) return false;
+  length = 1;
+  if (i < s.size() && s[i] == ',') {
+    ++i;
+    return read_number(s, i, length);
+  }
+  return true;
+}
+
 // Parses "@@ -a[,b] +c[,d] @@ rest"; false when the line is not one. A missing length is 1.
 bool parse_hunk_header(std::string_view line, uint32_t& old_len, uint32_t& new_start,
                        uint32_t& new_len, std::string_view& rest) {
-  if (!starts_with(line, "@@ -")) return false;
+  if (!line.starts_with("@@ -")) return false;
   size_t i = 4;
-  uint32_t ignored = 0;
-  if (!read_number(line, i, ignored)) return false;
-  old_len = 1;
-  if (i < line.size() && line[i] == ',') {
-    ++i;
-    if (!read_number(line, i, old_len)) return false;
-  }
+  uint32_t old_start = 0;  // not needed: line numbers are the new file's
+  if (!read_range(line, i, old_start, old_len)) return false;
   if (line.substr(i, 2) != " +") return false;
   i += 2;
-  if (!read_number(line, i, new_start)) return false;
-  new_len = 1;
-  if (i < line.size() && line[i] == ',') {
-    ++i;
-    if (!read_number(line, i, new_len)) return false;
-  }
+  if (!read_range(line, i, new_start, new_len)) return false;
   if (line.substr(i, 3) != " @@") return false;
-  rest = trim(line.substr(i + 3));
+  rest = kit::trim(line.substr(i + 3));
   return true;
 }
 
@@ -107,8 +63,8 @@ bool parse_hunk_header(std::string_view line, uint32_t& old_len, uint32_t& new_s
 std::string_view diff_file_name(std::string_view line) {
   std::string_view name = line.substr(4);
   if (size_t tab = name.find('\t'); tab != npos) name = name.substr(0, tab);
-  name = trim(name);
-  if (starts_with(name, "a/") || starts_with(name, "b/")) name.remove_prefix(2);
+  name = kit::trim(name);
+  if (name.starts_with("a/") || name.starts_with("b/")) name.remove_prefix(2);
   return name;
 }
 
@@ -116,203 +72,10 @@ bool is_git_header(std::string_view line) {
   for (std::string_view p :
        {"diff ", "index ", "new file mode", "deleted file mode", "old mode", "new mode",
         "similarity index", "rename from", "rename to", "Binary files "}) {
-    if (starts_with(line, p)) return true;
+    if (line.starts_with(p)) return true;
   }
   return false;
 }
-
-// --- risky patterns ---------------------------------------------------------------------
-
-// The word w in s at or after `from`, between non-identifier characters; npos if absent.
-size_t find_word(std::string_view s, std::string_view w, size_t from = 0) {
-  for (size_t at = s.find(w, from); at != npos; at = s.find(w, at + 1)) {
-    size_t end = at + w.size();
-    if ((at == 0 || !is_ident(s[at - 1])) && (end >= s.size() || !is_ident(s[end]))) return at;
-  }
-  return npos;
-}
-
-bool word_then_word(std::string_view s, std::string_view a, std::string_view b) {
-  size_t at = find_word(s, a);
-  return at != npos && find_word(s, b, at + a.size()) != npos;
-}
-
-// A call of `callee` (which ends with '(') with an argument: "exec(code)", not the "exec()" of
-// prose naming the function. With `alone`, the name must not be part of a longer name or a
-// method ("literal_eval(", "regex.exec(").
-bool call_with_argument(std::string_view s, std::string_view callee, bool alone) {
-  for (size_t at = s.find(callee); at != npos; at = s.find(callee, at + 1)) {
-    if (alone && at > 0 && (is_ident(s[at - 1]) || s[at - 1] == '.')) continue;
-    size_t j = at + callee.size();
-    while (j < s.size() && s[j] == ' ')
-      ++j;
-    if (j < s.size() && s[j] != ')') return true;
-  }
-  return false;
-}
-
-bool sql_statement(std::string_view l) {
-  return word_then_word(l, "select", "from") || word_then_word(l, "insert", "into") ||
-         word_then_word(l, "update", "set") || word_then_word(l, "delete", "from");
-}
-
-// A string built at run time: f"..{x}", .format(, "%s" % x, "..." + x, x + "...", ".." .. x,
-// `${x}`, sprintf(.
-bool interpolated(std::string_view l) {
-  if (has(l, ".format(") || has(l, "sprintf(") || has(l, "${")) return true;
-  size_t last_brace = l.rfind('{');  // one search, not one per quote
-  for (size_t q = 0; q < l.size(); ++q) {
-    if (!is_quote(l[q])) continue;
-    // A Python f-string opening here: f"...{", rf"...", fr"..."
-    size_t p = q;
-    while (p > 0 && is_ident(l[p - 1]))
-      --p;
-    std::string_view prefix = l.substr(p, q - p);
-    if ((prefix == "f" || prefix == "rf" || prefix == "fr") && last_brace != npos &&
-        last_brace > q) {
-      return true;
-    }
-    // "..." + x, "..." .. x, "..." % x
-    size_t j = q + 1;
-    while (j < l.size() && l[j] == ' ')
-      ++j;
-    size_t gap = j - q - 1;
-    if (j < l.size() && l[j] == '+' && (j + 1 >= l.size() || l[j + 1] != '+')) return true;
-    if (l.substr(j, 3) == ".. ") return true;
-    if (j < l.size() && l[j] == '%') {
-      size_t k = j + 1;
-      while (k < l.size() && l[k] == ' ')
-        ++k;
-      // a space on one side at least: "'%{term}%'" is a LIKE pattern, not formatting
-      if (gap + (k - j - 1) >= 1 && k < l.size() && (is_ident(l[k]) || l[k] == '(')) return true;
-    }
-    // x + "...", x .. "..."
-    size_t b = q;
-    while (b > 0 && l[b - 1] == ' ')
-      --b;
-    if (b > 0 && l[b - 1] == '+' && (b < 2 || l[b - 2] != '+')) return true;
-    if (b > 1 && l[b - 1] == '.' && l[b - 2] == '.') return true;
-  }
-  return false;
-}
-
-bool sql_injection(std::string_view l, std::string_view) {
-  return sql_statement(l) && interpolated(l);
-}
-
-bool command_execution(std::string_view l, std::string_view compact) {
-  if (has(compact, "shell=true") || has(compact, "shell:true")) return true;
-  for (std::string_view callee : {"os.system(", "os.popen(", "subprocess.getoutput(",
-                                  "subprocess.getstatusoutput(", "commands.getoutput("}) {
-    if (call_with_argument(l, callee, false)) return true;
-  }
-  if (call_with_argument(l, "exec(", true) || call_with_argument(l, "eval(", true) ||
-      call_with_argument(l, "execsync(", true)) {
-    return true;
-  }
-  return (has(l, "child_process") || has(l, "runtime")) && call_with_argument(l, ".exec(", false);
-}
-
-bool unsafe_deserialization(std::string_view l, std::string_view) {
-  for (std::string_view callee :
-       {"pickle.loads(", "pickle.load(", "marshal.loads(", "marshal.load(", "dill.loads(",
-        "dill.load(", "jsonpickle.decode(", "yaml.unsafe_load(", "shelve.open("}) {
-    if (call_with_argument(l, callee, false)) return true;
-  }
-  if ((call_with_argument(l, "yaml.load(", false) ||
-       call_with_argument(l, "yaml.load_all(", false)) &&
-      !has(l, "safeloader") && !has(l, "safe_load")) {
-    return true;
-  }
-  return has(l, "objectinputstream(");
-}
-
-bool tls_disabled(std::string_view, std::string_view compact) {
-  for (std::string_view n :
-       {"verify=false", "verify_ssl=false", "verify_ssl:false", "ssl_verify:false",
-        "sslverify=false", "insecureskipverify:true", "rejectunauthorized:false",
-        "check_hostname=false", "cert_none", "_create_unverified_context(", "ssl_verifypeer,0",
-        "ssl_verifypeer,false", "ssl_verifyhost,0", "node_tls_reject_unauthorized=", "--insecure",
-        "--no-check-certificate"}) {
-    if (has(compact, n)) return true;
-  }
-  return false;
-}
-
-// name = "value" / name: "value" / "name": "value" / name := "value", where the name ends
-// like a credential's and the value is not empty or a placeholder ("${X}", "<token>").
-bool hard_coded_credential(std::string_view l, std::string_view) {
-  static const std::string_view kNames[] = {"password",  "passwd",     "secret",    "secret_key",
-                                            "secretkey", "api_key",    "apikey",    "api-key",
-                                            "token",     "access_key", "accesskey", "private_key"};
-  size_t i = 0;
-  while (i < l.size()) {
-    if (!is_ident(l[i]) && l[i] != '-') {
-      ++i;
-      continue;
-    }
-    size_t start = i;
-    while (i < l.size() && (is_ident(l[i]) || l[i] == '-'))
-      ++i;
-    std::string_view name = l.substr(start, i - start);
-    if (std::none_of(std::begin(kNames), std::end(kNames),
-                     [&](std::string_view n) { return ends_with(name, n); })) {
-      continue;
-    }
-    size_t j = i;
-    if (j < l.size() && is_quote(l[j])) ++j;  // a quoted key: "password": "..."
-    while (j < l.size() && l[j] == ' ')
-      ++j;
-    if (l.substr(j, 2) == ":=") {
-      j += 2;
-    } else if (j < l.size() && (l[j] == ':' || (l[j] == '=' && l.substr(j, 2) != "=="))) {
-      ++j;
-    } else {
-      continue;
-    }
-    while (j < l.size() && l[j] == ' ')
-      ++j;
-    if (j >= l.size() || !is_quote(l[j])) continue;
-    size_t close = l.find(l[j], j + 1);
-    if (close == npos) continue;
-    std::string_view value = l.substr(j + 1, close - j - 1);
-    if (value.empty() || value.front() == '$' || value.front() == '<' || value.front() == '{' ||
-        value.front() == '%' || value.find_first_not_of("*x.") == npos) {
-      continue;
-    }
-    return true;
-  }
-  return false;
-}
-
-struct Check {
-  const char* kind;
-  const char* advice;
-  bool high;
-  bool (*matches)(std::string_view lowered, std::string_view compact);
-};
-
-// In order of severity: a line gets the first check it matches.
-const Check kChecks[] = {
-    {"SQL injection",
-     "the query is built by string interpolation; pass the values as bound parameters", true,
-     sql_injection},
-    {"command injection",
-     "a shell or eval runs on run-time input; call the program with an argument list, without "
-     "a shell, and never exec or eval input",
-     true, command_execution},
-    {"unsafe deserialization",
-     "loading untrusted data this way can run code; use a data-only format (JSON) or "
-     "yaml.safe_load",
-     false, unsafe_deserialization},
-    {"TLS verification disabled",
-     "certificates are not checked, so the traffic can be intercepted; keep verification on", false,
-     tls_disabled},
-    {"hard-coded credential",
-     "a secret in the source leaks with it; read it from the environment or a secret store, and "
-     "rotate it",
-     false, hard_coded_credential},
-};
 
 // --- key words ----------------------------------------------------------------------------
 
@@ -382,15 +145,8 @@ bool looks_like_identifier(std::string_view w) {
 
 }  // namespace
 
-std::string cut(std::string_view text, size_t max) {
-  size_t chars = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
-      if (chars == max) return std::string(text.substr(0, i)) + "...";
-      ++chars;
-    }
-  }
-  return std::string(text);
+bool is_identifier_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
 }
 
 // ---------------------------------------------------------------------------------------
@@ -410,7 +166,7 @@ std::vector<Line> read_lines(std::string_view text) {
 
     Line line;
     line.text = raw;
-    if (loose && (starts_with(raw, "+++ ") || starts_with(raw, "--- ") || starts_with(raw, "@@") ||
+    if (loose && (raw.starts_with("+++ ") || raw.starts_with("--- ") || raw.starts_with("@@") ||
                   is_git_header(raw))) {
       loose = false;
     }
@@ -441,16 +197,16 @@ std::vector<Line> read_lines(std::string_view text) {
       loose = false;
     }
 
-    if (starts_with(raw, "+++ ")) {
+    if (raw.starts_with("+++ ")) {
       std::string_view name = diff_file_name(raw);
       file = name == "/dev/null" ? old_file : name;  // a deleted file keeps its old name
       function = {};
       line.kind = LineKind::diff_header;
       line.file = file;
-    } else if (starts_with(raw, "--- ")) {
+    } else if (raw.starts_with("--- ")) {
       old_file = diff_file_name(raw);
       line.kind = LineKind::diff_header;
-    } else if (starts_with(raw, "@@")) {
+    } else if (raw.starts_with("@@")) {
       line.kind = LineKind::diff_header;
       std::string_view rest;
       uint32_t old_len = 0, new_len = 0, start = 0;
@@ -477,47 +233,47 @@ std::vector<Line> read_lines(std::string_view text) {
 
 bool has_hunks(const std::vector<Line>& lines) {
   return std::any_of(lines.begin(), lines.end(), [](const Line& l) {
-    return l.kind == LineKind::diff_header && starts_with(l.text, "@@");
+    return l.kind == LineKind::diff_header && l.text.starts_with("@@");
   });
 }
 
 std::string_view defined_name(std::string_view line) {
-  std::string_view s = trim_left(line);
+  std::string_view s = kit::trim_left(line);
   for (bool again = true; again;) {
     again = false;
     for (std::string_view modifier : {"export ", "default ", "async ", "pub ", "public ",
                                       "private ", "protected ", "static "}) {
-      if (starts_with(s, modifier)) {
-        s = trim_left(s.substr(modifier.size()));
+      if (s.starts_with(modifier)) {
+        s = kit::trim_left(s.substr(modifier.size()));
         again = true;
       }
     }
   }
   bool assigned = false;  // const f = (...) => / const f = function
-  if (starts_with(s, "def ") || starts_with(s, "fn ") || starts_with(s, "function ")) {
-    s = trim_left(s.substr(s.find(' ')));
-  } else if (starts_with(s, "func ")) {
-    s = trim_left(s.substr(5));
+  if (s.starts_with("def ") || s.starts_with("fn ") || s.starts_with("function ")) {
+    s = kit::trim_left(s.substr(s.find(' ')));
+  } else if (s.starts_with("func ")) {
+    s = kit::trim_left(s.substr(5));
     if (!s.empty() && s[0] == '(') {  // a Go method: func (s *Server) Name(
       size_t close = s.find(')');
       if (close == npos) return {};
-      s = trim_left(s.substr(close + 1));
+      s = kit::trim_left(s.substr(close + 1));
     }
-  } else if (starts_with(s, "const ") || starts_with(s, "let ") || starts_with(s, "var ")) {
-    s = trim_left(s.substr(s.find(' ')));
+  } else if (s.starts_with("const ") || s.starts_with("let ") || s.starts_with("var ")) {
+    s = kit::trim_left(s.substr(s.find(' ')));
     assigned = true;
   } else {
     return {};
   }
   size_t n = 0;
-  while (n < s.size() && (is_ident(s[n]) || s[n] == '$'))
+  while (n < s.size() && (is_identifier_char(s[n]) || s[n] == '$'))
     ++n;
   if (n == 0 || std::isdigit(static_cast<unsigned char>(s[0]))) return {};
   std::string_view name = s.substr(0, n);
-  std::string_view rest = trim_left(s.substr(n));
+  std::string_view rest = kit::trim_left(s.substr(n));
   if (assigned) {
-    if (rest.empty() || rest[0] != '=' || starts_with(rest, "==")) return {};
-    return has(rest, "=>") || has(rest, "function") ? name : std::string_view();
+    if (rest.empty() || rest[0] != '=' || rest.starts_with("==")) return {};
+    return contains(rest, "=>") || contains(rest, "function") ? name : std::string_view();
   }
   if (rest.empty() || (rest[0] != '(' && rest[0] != '<' && rest[0] != '[')) return {};
   return name;
@@ -533,49 +289,12 @@ CodeFacts code_facts(std::string_view text) {
     }
   };
   for (const Line& l : lines) {
-    if (l.kind == LineKind::diff_header && starts_with(l.text, "+++ ")) add(facts.files, l.file);
+    if (l.kind == LineKind::diff_header && l.text.starts_with("+++ ")) add(facts.files, l.file);
     if (l.kind == LineKind::added || (!diff && l.kind == LineKind::text)) {
       add(facts.functions, defined_name(l.text));
     }
   }
   return facts;
-}
-
-std::string Finding::where() const {
-  std::string w = file;
-  // Appends rather than `"x" + string`, which trips GCC 12's false -Wrestrict at -O3.
-  if (!w.empty() && line > 0) w.append(":").append(std::to_string(line));
-  if (!function.empty()) w.append(w.empty() ? "in " : " in ").append(function);
-  return w;
-}
-
-std::vector<Finding> find_risks(std::string_view text) {
-  std::vector<Line> lines = read_lines(text);
-  bool diff = has_hunks(lines);
-  std::vector<Finding> found;
-  std::unordered_set<std::string> reported;  // kind + code: a line repeated is one finding
-  std::string lowered, compact;
-  for (const Line& l : lines) {
-    // In a diff, what the change adds; otherwise everything but diff headers.
-    if (diff ? l.kind != LineKind::added : l.kind == LineKind::diff_header) continue;
-    std::string_view code = trim(l.text);
-    if (code.empty()) continue;
-    lowered = lower(code);
-    compact.clear();
-    for (char c : lowered) {
-      if (c != ' ' && c != '\t') compact += c;
-    }
-    for (const Check& check : kChecks) {
-      if (!check.matches(lowered, compact)) continue;
-      std::string quoted = cut(code, 100);
-      if (reported.insert(std::string(check.kind) + '\n' + quoted).second) {
-        found.push_back(Finding{check.kind, check.advice, check.high, std::move(quoted),
-                                std::string(l.file), l.number, std::string(l.function)});
-      }
-      break;  // one finding per line: the most severe
-    }
-  }
-  return found;
 }
 
 std::vector<std::string> key_words(std::string_view text, size_t max) {
@@ -596,8 +315,8 @@ std::vector<std::string> key_words(std::string_view text, size_t max) {
     bool has_digit = std::any_of(word.begin(), word.end(), [](char c) {
       return std::isdigit(static_cast<unsigned char>(c));
     });
-    if (code_points(word) >= 4 && !has_digit && !starts_with(word, "__")) {
-      std::string key = lower(word);
+    if (count_chars(word) >= 4 && !has_digit && !word.starts_with("__")) {
+      std::string key = kit::ascii_lower(word);
       if (!is_stop_word(key)) {
         auto [it, inserted] = index.try_emplace(key, seen.size());
         if (inserted) seen.push_back(Seen{key, 0, 0, seen.size(), false});
@@ -652,22 +371,23 @@ std::vector<std::string> section_headings(std::string_view text, size_t max) {
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
     if (end == npos) end = text.size();
-    std::string_view line = trim(text.substr(pos, end - pos));
+    std::string_view line = kit::trim(text.substr(pos, end - pos));
     pos = end + 1;
-    if (starts_with(line, "```") || starts_with(line, "~~~")) {  // code is not structure
+    if (line.starts_with("```") || line.starts_with("~~~")) {  // code is not structure
       fenced = !fenced;
       continue;
     }
     if (fenced || line.empty()) continue;
     bool was_first = first;
     first = false;
-    if (starts_with(line, "##")) {
-      std::string_view h = trim(line.substr(std::min(line.find_first_not_of('#'), line.size())));
+    if (line.starts_with("##")) {
+      std::string_view h =
+          kit::trim(line.substr(std::min(line.find_first_not_of('#'), line.size())));
       if (!h.empty() && h.back() == ':') h.remove_suffix(1);
-      add(headings, trim(h));
-    } else if (!was_first && line.back() == ':' && code_points(line) <= 40 &&
+      add(headings, kit::trim(h));
+    } else if (!was_first && line.back() == ':' && count_chars(line) <= 40 &&
                std::isalpha(static_cast<unsigned char>(line[0]))) {
-      add(labels, trim(line.substr(0, line.size() - 1)));
+      add(labels, kit::trim(line.substr(0, line.size() - 1)));
     }
   }
   std::vector<std::string>& parts = headings.empty() ? labels : headings;

@@ -1,5 +1,5 @@
-// mock_scan.h: reading code out of a prompt for the mock's default replies — diff lines, key
-// words, changed files and functions, risky patterns.
+// mock_scan.h: reading code out of a prompt for the mock's default replies — diff lines,
+// changed files and functions, key words, section headings (the risky lines: mock_risks.h).
 //
 // Plain string scanning, no regular expressions: a mock reply must cost microseconds, and the
 // same text must always give the same answer. The heuristics are deliberately simple; they make
@@ -36,8 +36,8 @@ struct Line {
 // The views point into `text`.
 std::vector<Line> read_lines(std::string_view text);
 
-// Cuts text to at most max code points, adding "..." when it had to cut.
-std::string cut(std::string_view text, size_t max);
+// A letter, digit or '_' (ASCII): a character of a name in code.
+bool is_identifier_char(char c);
 
 // True when the text holds a hunk ("@@ -a,b +c,d @@").
 bool has_hunks(const std::vector<Line>& lines);
@@ -54,24 +54,6 @@ struct CodeFacts {
   std::vector<std::string> functions;
 };
 CodeFacts code_facts(std::string_view text);
-
-// A risky line: SQL built by interpolation, shell or code execution, unsafe deserialization,
-// disabled TLS verification, a hard-coded credential.
-struct Finding {
-  std::string kind;      // "SQL injection", "command injection", ...
-  std::string advice;    // what to do instead
-  bool high = false;     // high risk (injection, execution), else medium
-  std::string code;      // the line, trimmed, at most 100 characters
-  std::string file;      // from the diff, when there is one
-  uint32_t line = 0;     // 0 when unknown
-  std::string function;  // the enclosing definition, when known
-  // "app/users.py:20 in search_users", "app/users.py:20", "" when nothing is known.
-  std::string where() const;
-};
-
-// The risky lines of a text: in a diff only the added lines (what the change introduces),
-// otherwise every line. One finding per line, at most one per distinct line of code.
-std::vector<Finding> find_risks(std::string_view text);
 
 // The key words of a text, at most `max`: words of 4+ characters that are neither common
 // English nor language keywords (Python, JavaScript, Go, C, Java, SQL), with diff headers

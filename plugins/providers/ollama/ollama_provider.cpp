@@ -5,6 +5,7 @@
 // completion) is the provider kit's chat_call. A key is optional: when the instance has one,
 // the Authorization header is written as "${secret:api_key}" and substituted by the host.
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -12,6 +13,8 @@
 #include <troupe/plugin.hpp>
 
 #include "common/chat_call.h"
+#include "common/chat_request.h"
+#include "common/json_access.h"
 #include "common/settings.h"
 #include "ollama_wire.h"
 
@@ -67,21 +70,14 @@ class OllamaProvider : public troupe::sdk::Plugin {
   }
 
   void invoke(std::shared_ptr<troupe::sdk::Call> call) override {
-    if (call->operation() != "chat") {
-      call->fail(TROUPE_UNSUPPORTED,
-                 "ollama: unsupported operation \"" + call->operation() + "\" (only \"chat\")");
-      return;
-    }
-    json request = json::parse(call->request(), nullptr, /*allow_exceptions=*/false);
-    if (request.is_discarded() || !request.is_object()) {
-      call->fail(TROUPE_INVALID_ARGUMENT, "ollama: the request is not a JSON object");
-      return;
-    }
+    if (!kit::accept_chat_operation(*call, ollama::kVendor)) return;
+    std::optional<json> request = kit::parse_chat_request(*call, ollama::kVendor);
+    if (!request) return;
     ollama::RequestOptions options = options_;
     options.stream = call->stream();
     json body;
-    if (auto error = ollama::build_request_body(request, options, &body)) {
-      call->fail(error->status, error->message, error->retryable, error->retry_after_ms);
+    if (auto error = ollama::build_request_body(*request, options, &body)) {
+      kit::fail_call(*call, *error);
       return;
     }
 
@@ -93,7 +89,7 @@ class OllamaProvider : public troupe::sdk::Plugin {
         {"Content-Type", "application/json"},
         {"Accept", options.stream ? "application/x-ndjson" : "application/json"}};
     if (has_key_) spec.request.headers.emplace_back("Authorization", "Bearer ${secret:api_key}");
-    spec.request.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    spec.request.body = kit::json_text(body);
     spec.stream = options.stream;
     spec.framing = kit::Framing::ndjson;
     if (options.stream) spec.decoder = std::make_unique<ollama::StreamDecoder>();

@@ -16,10 +16,6 @@ using kit::count_at;
 using kit::member;
 using kit::string_at;
 
-std::string dump(const json& value) {
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 json tool_call_to_wire(const json& call) {
   json arguments = call.value("arguments", json::object());
   if (arguments.is_null()) arguments = json::object();
@@ -77,16 +73,12 @@ std::optional<kit::CallError> take_tool_calls(const json& calls, kit::ChatRespon
     if (tool.name.empty()) return kit::transport_error("ollama: a tool call has no name");
     tool.id = string_at(call, "id");  // newer servers and proxies may send one: keep it
     if (tool.id.empty()) tool.id = "call_" + std::to_string(out->tool_calls.size() + 1);
-    const json& arguments = member(function, "arguments");
-    std::optional<kit::CallError> error =
-        arguments.is_string()
-            ? kit::parse_tool_arguments(kVendor, tool.name, arguments.get_ref<const std::string&>(),
-                                        &tool.arguments)
-            : kit::check_tool_arguments(kVendor, tool.name, arguments, &tool.arguments);
-    if (error) return error;
+    if (auto error = kit::read_tool_arguments(kVendor, tool.name, member(function, "arguments"),
+                                              &tool.arguments))
+      return error;
     if (sink != nullptr)
       sink->tool_call_delta(static_cast<int32_t>(out->tool_calls.size()), tool.id, tool.name,
-                            dump(tool.arguments));
+                            kit::json_text(tool.arguments));
     out->tool_calls.push_back(std::move(tool));
   }
   return std::nullopt;

@@ -5,6 +5,7 @@
 // completion) is the provider kit's chat_call. The API key stays in the host: the
 // Authorization header is written as "${secret:api_key}" and substituted there.
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -12,6 +13,8 @@
 #include <troupe/plugin.hpp>
 
 #include "common/chat_call.h"
+#include "common/chat_request.h"
+#include "common/json_access.h"
 #include "common/settings.h"
 #include "openai_wire.h"
 
@@ -43,21 +46,14 @@ class OpenAIProvider : public troupe::sdk::Plugin {
   }
 
   void invoke(std::shared_ptr<troupe::sdk::Call> call) override {
-    if (call->operation() != "chat") {
-      call->fail(TROUPE_UNSUPPORTED,
-                 "openai: unsupported operation \"" + call->operation() + "\" (only \"chat\")");
-      return;
-    }
-    json request = json::parse(call->request(), nullptr, /*allow_exceptions=*/false);
-    if (request.is_discarded() || !request.is_object()) {
-      call->fail(TROUPE_INVALID_ARGUMENT, "openai: the request is not a JSON object");
-      return;
-    }
+    if (!kit::accept_chat_operation(*call, openai::kVendor)) return;
+    std::optional<json> request = kit::parse_chat_request(*call, openai::kVendor);
+    if (!request) return;
     openai::RequestOptions options = options_;
     options.stream = call->stream();
     json body;
-    if (auto error = openai::build_request_body(request, options, &body)) {
-      call->fail(error->status, error->message, error->retryable, error->retry_after_ms);
+    if (auto error = openai::build_request_body(*request, options, &body)) {
+      kit::fail_call(*call, *error);
       return;
     }
 
@@ -68,7 +64,7 @@ class OpenAIProvider : public troupe::sdk::Plugin {
     spec.request.headers = {{"Content-Type", "application/json"},
                             {"Accept", options.stream ? "text/event-stream" : "application/json"}};
     if (has_key_) spec.request.headers.emplace_back("Authorization", "Bearer ${secret:api_key}");
-    spec.request.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    spec.request.body = kit::json_text(body);
     spec.stream = options.stream;
     spec.framing = kit::Framing::sse;
     if (options.stream) spec.decoder = std::make_unique<openai::StreamDecoder>();

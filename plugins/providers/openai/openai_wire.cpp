@@ -19,8 +19,7 @@ json tool_call_to_wire(const json& call) {
           {"type", "function"},
           {"function",
            {{"name", call.at("name")},
-            {"arguments", call.value("arguments", json::object())
-                              .dump(-1, ' ', false, json::error_handler_t::replace)}}}};
+            {"arguments", kit::json_text(call.value("arguments", json::object()))}}}};
 }
 
 json message_to_wire(const json& m) {
@@ -60,13 +59,9 @@ std::optional<kit::CallError> take_tool_calls(const json& calls, kit::ChatRespon
     if (tool.id.empty()) tool.id = "call_" + std::to_string(out->tool_calls.size() + 1);
     tool.name = string_at(function, "name");
     if (tool.name.empty()) return kit::transport_error("openai: a tool call has no name");
-    const json& arguments = member(function, "arguments");
-    std::optional<kit::CallError> error =
-        arguments.is_string()
-            ? kit::parse_tool_arguments(kVendor, tool.name, arguments.get_ref<const std::string&>(),
-                                        &tool.arguments)
-            : kit::check_tool_arguments(kVendor, tool.name, arguments, &tool.arguments);
-    if (error) return error;
+    if (auto error = kit::read_tool_arguments(kVendor, tool.name, member(function, "arguments"),
+                                              &tool.arguments))
+      return error;
     out->tool_calls.push_back(std::move(tool));
   }
   return std::nullopt;
