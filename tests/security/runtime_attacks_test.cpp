@@ -18,6 +18,7 @@
 #include "store/store.h"
 #include "support/test_dir.h"
 #include "support/test_host.h"
+#include "support/test_paths.h"
 
 namespace troupe {
 namespace {
@@ -364,10 +365,8 @@ TEST_F(RuntimeAttack, LibrarySubTablesAreReadOnly) {
 
 // The library's own modules (every scripts/troupe/*.lua but init.lua, which is `troupe`).
 std::vector<std::string> library_modules() {
-  const char* src = std::getenv("TROUPE_SOURCE_DIR");
-  fs::path root = src && *src ? fs::path(src) : fs::path(build_dir()).parent_path();
   std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(root / "scripts" / "troupe")) {
+  for (const auto& entry : fs::directory_iterator(test::source_dir() / "scripts" / "troupe")) {
     const fs::path& p = entry.path();
     if (p.extension() == ".lua" && p.stem() != "init")
       names.push_back("troupe." + p.stem().string());
