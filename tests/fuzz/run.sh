@@ -2,10 +2,12 @@
 # run.sh: runs every libFuzzer target (or the ones named) for a bounded time each, one after the
 # other, on a copy of its seed corpus; stops at the first crash, leak, timeout or failed check.
 #
-#   tests/fuzz/run.sh [--build DIR] [--seconds N] [--keep DIR] [target ...]
+#   tests/fuzz/run.sh [--build DIR] [--seconds N] [--timeout N] [--keep DIR] [target ...]
 #
 #   --build DIR    the TROUPE_FUZZ build (default: build-fuzz); the targets are DIR/fuzz/fuzz_*
 #   --seconds N    fuzzing time per target (default: 25)
+#   --timeout N    wall seconds one input may take before it counts as a hang (default: 10;
+#                  raise it when the run shares a busy machine, where a starved input is slow)
 #   --keep DIR     keep the grown corpora in DIR/<target>/ (default: a scratch dir, removed)
 #   target         json_lua, sse_parser, ... (default: all that were built)
 #
@@ -15,12 +17,14 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="$root/build-fuzz"
 seconds=25
+timeout=10
 keep=""
 targets=()
 while (($#)); do
   case "$1" in
     --build) build="$(cd "$2" && pwd)"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
+    --timeout) timeout="$2"; shift 2 ;;
     --keep) mkdir -p "$2"; keep="$(cd "$2" && pwd)"; shift 2 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
@@ -43,9 +47,9 @@ for t in "${targets[@]}"; do
   work="${keep:-$scratch}/$t"
   mkdir -p "$work"
   echo "fuzz: $t for ${seconds}s"
-  # -timeout: one input may take at most 10 s (fuzz_workflow cancels a run after 2 s);
+  # -timeout: one input may take at most 10 s by default (fuzz_workflow cancels a run after 2 s);
   # -rss_limit_mb: the targets' limits are far below it, so reaching it is a finding.
-  if ! "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if ! "$build/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 \
       -print_final_stats=1 -artifact_prefix="$build/fuzz/artifacts/$t-" \
       "$work" "$root/tests/fuzz/corpus/$t" >"$scratch/$t.log" 2>&1; then
     tail -n 60 "$scratch/$t.log" >&2
