@@ -1,6 +1,6 @@
 // http_redirect.h: what a redirect hop of troupe.http may carry — origins, headers, downgrades.
 //
-// troupe.http follows redirects itself (host/runtime/host_http.cpp), one transfer per hop. A
+// troupe.http follows redirects itself (host/runtime/prim_http.cpp), one transfer per hop. A
 // hop to another origin (scheme, host and port, as curl parses the URL it will fetch) must not
 // take the workflow's credentials along: a server that answers "302 Location: https://evil/"
 // would otherwise receive the Authorization, Cookie or API-key header meant for the first

@@ -1,5 +1,5 @@
 -- http.lua (troupe.http): troupe.http.request/get/post over the host call host.http
--- (host/runtime/host_http.cpp); each request is a step of the run.
+-- (host/runtime/prim_http.cpp); each request is a step of the run.
 local host = ...
 local raise = require("troupe.errors").raise
 local util = require("troupe.util")

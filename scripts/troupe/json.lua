@@ -1,6 +1,6 @@
 -- json.lua (troupe.json): JSON values — troupe.json.encode/decode, troupe.array (marks a table
 -- as a JSON array) and troupe.validate (JSON Schema) — over the host's JSON primitives
--- (host/runtime/json_lua.cpp, host_schema.cpp).
+-- (host/runtime/json_lua.cpp, prim_schema.cpp).
 local host = ...
 
 local json = {}
