@@ -1,5 +1,9 @@
 // sqlite_store.cpp: troupe::Store on SQLite — WAL, one group-committing writer thread behind a
 // queue bounded in bytes, per-run write accounting, pooled readers.
+//
+// Over 600 lines on purpose: the writer, its queue, the prepared statements and the readers
+// share one private state. The PostgreSQL store (issue 19) is the moment to cut it: the bounded
+// queue and the per-run accounting become a part both stores use.
 #include <sqlite3.h>
 
 #include <algorithm>
