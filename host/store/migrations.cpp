@@ -73,6 +73,26 @@ CREATE TABLE cancel_requests (
   requested_ms INTEGER NOT NULL
 );
 )sql",
+    // v3: durable execution — who drives a run (owner, lease, epoch for fencing), when a parked
+    // run wakes, the script it runs (by hash, the text in `scripts`), the run it was forked
+    // from; per step, the request hash resume checks and the epoch that recorded it.
+    R"sql(
+ALTER TABLE runs ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN lease_until_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN wake_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN script_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN parent_run TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN parent_step TEXT NOT NULL DEFAULT '';
+CREATE INDEX runs_unfinished ON runs(status, created_ms)
+  WHERE status IN ('queued', 'running', 'waiting');
+ALTER TABLE steps ADD COLUMN request_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE steps ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE scripts (
+  hash TEXT PRIMARY KEY NOT NULL,
+  text BLOB NOT NULL
+);
+)sql",
 };
 
 constexpr int kLatest = static_cast<int>(std::size(kMigrations));

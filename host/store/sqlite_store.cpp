@@ -6,12 +6,17 @@
 // queue and the per-run accounting become a part both stores use.
 #include <sqlite3.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <mutex>
+#include <random>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
@@ -25,6 +30,11 @@ namespace troupe {
 namespace {
 
 constexpr int kBusyTimeoutMs = 5000;
+
+int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
 // Most ops one transaction holds: bounds the time before the first callback of a burst runs.
 constexpr size_t kMaxBatch = 512;
 // Idle reader connections kept open; more are opened on demand and closed after use.
@@ -59,12 +69,29 @@ struct CancelRun {
   int64_t requested_ms = 0;
   bool request = true;
 };
-using Write = std::variant<RunRecord, FinishRun, StepRecord, EventRecord, NameRun, CancelRun>;
+// The owner's lease extended.
+struct LeaseRun {
+  std::string run_id;
+  int64_t lease_until_ms = 0;
+};
+// A run parked until wake_ms (0: until woken).
+struct ParkRun {
+  std::string run_id;
+  int64_t wake_ms = 0;
+};
+// A script's text, kept by its hash.
+struct ScriptText {
+  std::string hash;
+  std::string text;
+};
+using Write = std::variant<RunRecord, FinishRun, StepRecord, EventRecord, NameRun, CancelRun,
+                           LeaseRun, ParkRun, ScriptText>;
 
 struct Op {
   Write write;
   Store::Done done;
   uint64_t bytes = 0;  // what it costs the queue
+  int64_t epoch = 0;   // the run's epoch in this process when queued; 0: not fenced
 };
 
 // A write's fixed cost in the queue (the op, its strings' headers, the callback), on top of the
@@ -85,7 +112,13 @@ uint64_t write_bytes(const Write& write) {
   } else if (auto* step = std::get_if<StepRecord>(&write)) {
     n += step->run_id.size() + step->step_key.size() + step->kind.size() + step->agent.size() +
          step->model.size() + step->request_json.size() + step->response_json.size() +
-         step->status.size() + step->error.size();
+         step->status.size() + step->error.size() + step->request_hash.size();
+  } else if (auto* lease = std::get_if<LeaseRun>(&write)) {
+    n += lease->run_id.size();
+  } else if (auto* park = std::get_if<ParkRun>(&write)) {
+    n += park->run_id.size();
+  } else if (auto* script = std::get_if<ScriptText>(&write)) {
+    n += script->hash.size() + script->text.size();
   } else {
     const auto& event = std::get<EventRecord>(write);
     n += event.run_id.size() + event.type.size() + event.step_key.size() + event.data_json.size();
@@ -99,6 +132,12 @@ const std::string& run_of(const Write& write) {
   if (auto* name = std::get_if<NameRun>(&write)) return name->run_id;
   if (auto* cancel = std::get_if<CancelRun>(&write)) return cancel->run_id;
   if (auto* step = std::get_if<StepRecord>(&write)) return step->run_id;
+  if (auto* lease = std::get_if<LeaseRun>(&write)) return lease->run_id;
+  if (auto* park = std::get_if<ParkRun>(&write)) return park->run_id;
+  if (std::holds_alternative<ScriptText>(write)) {
+    static const std::string kNone;
+    return kNone;  // a script belongs to no run
+  }
   return std::get<EventRecord>(write).run_id;
 }
 
@@ -112,41 +151,84 @@ enum WriteStmt {
   kInsertEvent,
   kNameRun,
   kRequestCancel,
-  kClearCancel
+  kClearCancel,
+  kRunEpoch,
+  kRenewLease,
+  kParkRun,
+  kSaveScript
 };
 const char* const kWriteSql[] = {
     "BEGIN IMMEDIATE",
     "COMMIT",
     "ROLLBACK",
     "INSERT INTO runs (id, workflow, source, input, status, output, error, created_ms, "
-    "finished_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_ms = ?5 WHERE id = ?1",
+    "finished_ms, epoch, owner, lease_until_ms, wake_ms, script_hash, parent_run, parent_step) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    "UPDATE runs SET status = ?2, output = ?3, error = ?4, finished_ms = ?5, owner = '', "
+    "lease_until_ms = 0 WHERE id = ?1",
     "INSERT OR REPLACE INTO steps (run_id, step_key, kind, agent, model, request, response, "
-    "status, error, input_tokens, output_tokens, started_ms, finished_ms, latency_us) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    "status, error, input_tokens, output_tokens, started_ms, finished_ms, latency_us, "
+    "request_hash, epoch) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     "INSERT INTO events (run_id, ts_ms, type, step_key, data) VALUES (?1, ?2, ?3, ?4, ?5)",
     "UPDATE runs SET workflow = ?2 WHERE id = ?1",
     "INSERT OR REPLACE INTO cancel_requests (run_id, reason, requested_ms) VALUES (?1, ?2, ?3)",
     "DELETE FROM cancel_requests WHERE run_id = ?1",
+    "SELECT epoch FROM runs WHERE id = ?1",
+    "UPDATE runs SET lease_until_ms = ?2 WHERE id = ?1 AND status = 'running'",
+    "UPDATE runs SET status = 'waiting', wake_ms = ?2, owner = '', lease_until_ms = 0 "
+    "WHERE id = ?1 AND status = 'running'",
+    "INSERT OR IGNORE INTO scripts (hash, text) VALUES (?1, ?2)",
 };
 constexpr size_t kWriteStmtCount = std::size(kWriteSql);
 
-enum ReadStmt { kListRuns, kGetRun, kRunIdsFrom, kGetSteps, kGetEvents, kCancelRequests };
+enum ReadStmt {
+  kListRuns,
+  kGetRun,
+  kRunIdsFrom,
+  kGetSteps,
+  kGetEvents,
+  kCancelRequests,
+  kClaimable,
+  kGetScript
+};
+// A run's columns as read_run() takes them; ?9 is the reader's clock, which tells a running
+// run whose lease expired (its process died) as "interrupted".
+#define TROUPE_RUN_COLUMNS                                                                    \
+  "id, workflow, source, input,"                                                              \
+  " CASE WHEN status = 'running' AND lease_until_ms < ?9 THEN 'interrupted' ELSE status END," \
+  " output, error, created_ms, finished_ms, epoch, owner, lease_until_ms, wake_ms,"           \
+  " script_hash, parent_run, parent_step"
 const char* const kReadSql[] = {
-    "SELECT id, workflow, source, input, status, output, error, created_ms, finished_ms"
-    " FROM runs WHERE (?1 = '' OR status = ?1) AND (?2 = '' OR workflow = ?2)"
+    "SELECT " TROUPE_RUN_COLUMNS
+    " FROM runs WHERE (?1 = '' OR CASE WHEN status = 'running' AND"
+    " lease_until_ms < ?9 THEN 'interrupted' ELSE status END = ?1) AND (?2 = '' OR workflow = ?2)"
     " ORDER BY created_ms DESC, rowid DESC LIMIT ?3",
-    "SELECT id, workflow, source, input, status, output, error, created_ms, finished_ms"
-    " FROM runs WHERE id = ?1",
+    "SELECT " TROUPE_RUN_COLUMNS " FROM runs WHERE id = ?1",
     // Ids sharing a prefix form one contiguous range in the primary key's (binary) order.
     "SELECT id FROM runs WHERE id >= ?1 ORDER BY id",
     "SELECT run_id, step_key, kind, agent, model, request, response, status, error, "
-    "input_tokens, output_tokens, started_ms, finished_ms, latency_us FROM steps"
-    " WHERE run_id = ?1 ORDER BY started_ms, rowid",
+    "input_tokens, output_tokens, started_ms, finished_ms, latency_us, request_hash, epoch"
+    " FROM steps WHERE run_id = ?1 ORDER BY started_ms, rowid",
     "SELECT seq, run_id, ts_ms, type, step_key, data FROM events"
     " WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     "SELECT run_id, reason FROM cancel_requests ORDER BY requested_ms",
+    "SELECT id FROM runs WHERE status = 'queued' OR (status = 'waiting' AND wake_ms > 0 AND"
+    " wake_ms <= ?1) OR (status = 'running' AND lease_until_ms < ?1)"
+    " ORDER BY created_ms, rowid LIMIT ?2",
+    "SELECT text FROM scripts WHERE hash = ?1",
 };
+#undef TROUPE_RUN_COLUMNS
+
+// Takes a run (Store::claim_run): one statement, so two processes racing for the same run
+// cannot both win — SQLite runs writers one at a time, and the loser's WHERE no longer holds.
+constexpr const char* kClaimSql =
+    "UPDATE runs SET epoch = epoch + 1, owner = ?2, lease_until_ms = ?3, status = 'running',"
+    " wake_ms = 0, output = '', error = '', finished_ms = 0"
+    " WHERE id = ?1 AND (status = 'queued' OR (status = 'running' AND lease_until_ms < ?4)"
+    " OR (status = 'waiting' AND (?5 OR (wake_ms > 0 AND wake_ms <= ?4)))"
+    " OR (?6 AND status = 'failed'))"
+    " RETURNING epoch";
 constexpr size_t kReadStmtCount = std::size(kReadSql);
 
 // A read-only connection and its lazily prepared statements. Used by one thread at a time.
@@ -211,6 +293,13 @@ RunRecord read_run(sqlite3_stmt* stmt) {
   run.error = column_text(stmt, 6);
   run.created_ms = sqlite3_column_int64(stmt, 7);
   run.finished_ms = sqlite3_column_int64(stmt, 8);
+  run.epoch = sqlite3_column_int64(stmt, 9);
+  run.owner = column_text(stmt, 10);
+  run.lease_until_ms = sqlite3_column_int64(stmt, 11);
+  run.wake_ms = sqlite3_column_int64(stmt, 12);
+  run.script_hash = column_text(stmt, 13);
+  run.parent_run = column_text(stmt, 14);
+  run.parent_step = column_text(stmt, 15);
   return run;
 }
 
@@ -233,9 +322,11 @@ void redact_write(Write& write) {
     for (std::string* t :
          {&step->agent, &step->model, &step->request_json, &step->response_json, &step->error})
       clean(*t);
-  } else {
-    clean(std::get<EventRecord>(write).data_json);
+  } else if (auto* event = std::get_if<EventRecord>(&write)) {
+    clean(event->data_json);
   }
+  // A script is kept as it was written: its hash must keep naming it (scripts hold no keys:
+  // they name the environment variables that do).
 }
 
 // Describes an op for error messages; no payloads, which could hold user data.
@@ -250,6 +341,9 @@ std::string describe(const Write& write) {
   if (auto* step = std::get_if<StepRecord>(&write)) {
     return "record_step '" + step->run_id + "' '" + step->step_key + "'";
   }
+  if (auto* lease = std::get_if<LeaseRun>(&write)) return "renew_lease '" + lease->run_id + "'";
+  if (auto* park = std::get_if<ParkRun>(&write)) return "park_run '" + park->run_id + "'";
+  if (auto* script = std::get_if<ScriptText>(&write)) return "save_script " + script->hash;
   const auto& event = std::get<EventRecord>(write);
   return "append_event '" + event.run_id + "' " + event.type;
 }
@@ -284,6 +378,17 @@ class SqliteStore final : public Store {
   void clear_cancel(const std::string& run_id, Done on_durable) override {
     enqueue(CancelRun{run_id, "", 0, false}, std::move(on_durable));
   }
+  void renew_lease(const std::string& run_id, int64_t lease_until_ms, Done on_durable) override {
+    enqueue(LeaseRun{run_id, lease_until_ms}, std::move(on_durable));
+  }
+  void park_run(const std::string& run_id, int64_t wake_ms, Done on_durable) override {
+    enqueue(ParkRun{run_id, wake_ms}, std::move(on_durable));
+  }
+  void save_script(const std::string& hash, const std::string& text, Done on_durable) override {
+    enqueue(ScriptText{hash, text}, std::move(on_durable));
+  }
+  std::optional<RunRecord> claim_run(const std::string& run_id, const ClaimOptions& options,
+                                     std::string* why) override;
   void flush() override;
   std::string last_error() const override;
   uint64_t queued_bytes() const override;
@@ -297,6 +402,8 @@ class SqliteStore final : public Store {
   std::vector<EventRecord> get_events(const std::string& run_id, int64_t after_seq,
                                       int limit) const override;
   std::vector<CancelRequest> cancel_requests() const override;
+  std::vector<std::string> claimable_runs(int64_t now_ms, int limit) const override;
+  std::optional<std::string> get_script(const std::string& hash) const override;
   int schema_version() const override { return version_; }
 
  private:
@@ -305,8 +412,10 @@ class SqliteStore final : public Store {
   void commit_batch(std::vector<Op>& batch, size_t begin, size_t end);
   void settle(std::vector<Op>& batch, size_t begin, size_t end,
               const std::vector<std::string>& errors);
-  std::string apply(const Write& write);
-  std::string apply_alone(const Write& write);
+  std::string apply(const Op& op);
+  std::string apply_alone(const Op& op);
+  // "" when op may change its run: not fenced, or the run's epoch is still the op's.
+  std::string fence(const Op& op);
   std::string run_write(WriteStmt which);
   void rollback_if_open();
 
@@ -332,7 +441,12 @@ class SqliteStore final : public Store {
   uint64_t enqueued_ = 0;
   uint64_t completed_ = 0;     // ops whose callbacks have run
   uint64_t queued_bytes_ = 0;  // bytes of ops not yet committed (queued or in the writer's batch)
-  std::unordered_map<std::string, RunWriteStats> runs_;
+  // A run's accounting, and its epoch in this process (0: its writes are not fenced).
+  struct Account {
+    RunWriteStats stats;
+    int64_t epoch = 0;
+  };
+  std::unordered_map<std::string, Account> runs_;
   std::string last_error_;
   bool stopping_ = false;
   std::thread writer_;
@@ -342,6 +456,10 @@ class SqliteStore final : public Store {
 
   mutable std::mutex readers_mu_;
   mutable std::vector<std::unique_ptr<Reader>> idle_readers_;
+
+  std::mutex claim_mu_;  // the claiming connection, opened on first use
+  DbPtr cdb_;
+  StmtPtr claim_stmt_;
 };
 
 SqliteStore::SqliteStore(const std::string& path, bool readonly, const StoreOptions& options)
@@ -435,14 +553,19 @@ void SqliteStore::enqueue(Write write, Done done) {
     queued_bytes_ += bytes;
     // A run's accounting starts with its create_run and ends with forget_run: a late write of
     // a forgotten run (a cancelled call that completed anyway) does not bring it back.
-    auto it = std::holds_alternative<RunRecord>(write) ? runs_.try_emplace(run_of(write)).first
-                                                       : runs_.find(run_of(write));
+    auto* created = std::get_if<RunRecord>(&write);
+    auto it = created ? runs_.try_emplace(created->id).first : runs_.find(run_of(write));
+    int64_t epoch = 0;
     if (it != runs_.end()) {
-      ++it->second.writes;
-      it->second.bytes += bytes;
-      it->second.queued_bytes += bytes;
+      if (created) it->second.epoch = created->epoch;
+      epoch = it->second.epoch;
+      ++it->second.stats.writes;
+      it->second.stats.bytes += bytes;
+      it->second.stats.queued_bytes += bytes;
     }
-    queue_.push_back(Op{std::move(write), std::move(done), bytes});
+    if (auto* step = std::get_if<StepRecord>(&write)) step->epoch = epoch;
+    // The run's creation is not fenced: there is no epoch to compare with before it exists.
+    queue_.push_back(Op{std::move(write), std::move(done), bytes, created ? 0 : epoch});
     ++enqueued_;
   }
   // The writer sleeps only on an empty queue, so only the first op of a batch needs to wake it.
@@ -472,7 +595,7 @@ uint64_t SqliteStore::queued_bytes() const {
 RunWriteStats SqliteStore::run_writes(const std::string& run_id) const {
   std::lock_guard lock(mu_);
   auto it = runs_.find(run_id);
-  return it == runs_.end() ? RunWriteStats{} : it->second;
+  return it == runs_.end() ? RunWriteStats{} : it->second.stats;
 }
 
 void SqliteStore::forget_run(const std::string& run_id) {
@@ -522,7 +645,7 @@ void SqliteStore::commit_batch(std::vector<Op>& batch, size_t begin, size_t end)
   } else {
     bool lost = false;
     for (size_t i = begin; i < end && !lost; ++i) {
-      errors[i - begin] = apply(batch[i].write);
+      errors[i - begin] = apply(batch[i]);
       lost = !errors[i - begin].empty() && sqlite3_get_autocommit(wdb_.get());
     }
     if (!lost) {
@@ -536,7 +659,7 @@ void SqliteStore::commit_batch(std::vector<Op>& batch, size_t begin, size_t end)
     }
     if (lost) {
       for (size_t i = begin; i < end; ++i)
-        errors[i - begin] = apply_alone(batch[i].write);
+        errors[i - begin] = apply_alone(batch[i]);
     }
   }
   settle(batch, begin, end, errors);
@@ -561,8 +684,8 @@ void SqliteStore::settle(std::vector<Op>& batch, size_t begin, size_t end,
       const std::string& run_id = run_of(batch[i].write);
       std::string message = path_ + ": " + describe(batch[i].write) + ": " + error;
       auto it = runs_.find(run_id);
-      bool first = it == runs_.end() || it->second.failed == 0;
-      if (it != runs_.end() && it->second.failed++ == 0) it->second.error = message;
+      bool first = it == runs_.end() || it->second.stats.failed == 0;
+      if (it != runs_.end() && it->second.stats.failed++ == 0) it->second.stats.error = message;
       last_error_ = message;
       failures.push_back({run_id, std::move(message), first});
     }
@@ -607,16 +730,16 @@ void SqliteStore::settle(std::vector<Op>& batch, size_t begin, size_t end,
     for (const auto& [run_id, bytes] : freed) {
       queued_bytes_ -= bytes;
       auto it = runs_.find(run_id);
-      if (it != runs_.end()) it->second.queued_bytes -= bytes;
+      if (it != runs_.end()) it->second.stats.queued_bytes -= bytes;
     }
   }
   space_cv_.notify_all();
 }
 
-std::string SqliteStore::apply_alone(const Write& write) {
+std::string SqliteStore::apply_alone(const Op& op) {
   std::string error = run_write(kBegin);
   if (!error.empty()) return "cannot begin a transaction: " + error;
-  error = apply(write);
+  error = apply(op);
   if (error.empty()) error = run_write(kCommit);
   if (!error.empty()) rollback_if_open();
   return error;
@@ -637,7 +760,25 @@ std::string SqliteStore::run_write(WriteStmt which) {
   return error;
 }
 
-std::string SqliteStore::apply(const Write& write) {
+std::string SqliteStore::fence(const Op& op) {
+  if (op.epoch == 0) return "";
+  sqlite3_stmt* stmt = wstmts_[kRunEpoch].get();
+  bind_text(stmt, 1, run_of(op.write));
+  int rc = sqlite3_step(stmt);
+  int64_t current = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : -1;
+  std::string error = rc == SQLITE_ROW || rc == SQLITE_DONE ? "" : sqlite3_errmsg(wdb_.get());
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  if (!error.empty()) return error;
+  if (current == -1) return "no such run";
+  if (current == op.epoch) return "";
+  return "fenced: the run is now driven by epoch " + std::to_string(current) +
+         " (another process took it over); this process drove epoch " + std::to_string(op.epoch);
+}
+
+std::string SqliteStore::apply(const Op& op) {
+  if (std::string fenced = fence(op); !fenced.empty()) return fenced;
+  const Write& write = op.write;
   if (auto* run = std::get_if<RunRecord>(&write)) {
     sqlite3_stmt* stmt = wstmts_[kInsertRun].get();
     bind_text(stmt, 1, run->id);
@@ -649,6 +790,13 @@ std::string SqliteStore::apply(const Write& write) {
     bind_text(stmt, 7, run->error);
     sqlite3_bind_int64(stmt, 8, run->created_ms);
     sqlite3_bind_int64(stmt, 9, run->finished_ms);
+    sqlite3_bind_int64(stmt, 10, run->epoch);
+    bind_text(stmt, 11, run->owner);
+    sqlite3_bind_int64(stmt, 12, run->lease_until_ms);
+    sqlite3_bind_int64(stmt, 13, run->wake_ms);
+    bind_text(stmt, 14, run->script_hash);
+    bind_text(stmt, 15, run->parent_run);
+    bind_text(stmt, 16, run->parent_step);
     return run_write(kInsertRun);
   }
   if (auto* fin = std::get_if<FinishRun>(&write)) {
@@ -695,7 +843,31 @@ std::string SqliteStore::apply(const Write& write) {
     sqlite3_bind_int64(stmt, 12, step->started_ms);
     sqlite3_bind_int64(stmt, 13, step->finished_ms);
     sqlite3_bind_int64(stmt, 14, step->latency_us);
+    bind_text(stmt, 15, step->request_hash);
+    sqlite3_bind_int64(stmt, 16, step->epoch);
     return run_write(kUpsertStep);
+  }
+  if (auto* lease = std::get_if<LeaseRun>(&write)) {
+    sqlite3_stmt* stmt = wstmts_[kRenewLease].get();
+    bind_text(stmt, 1, lease->run_id);
+    sqlite3_bind_int64(stmt, 2, lease->lease_until_ms);
+    std::string error = run_write(kRenewLease);
+    if (error.empty() && sqlite3_changes(wdb_.get()) == 0) error = "the run is not running";
+    return error;
+  }
+  if (auto* park = std::get_if<ParkRun>(&write)) {
+    sqlite3_stmt* stmt = wstmts_[kParkRun].get();
+    bind_text(stmt, 1, park->run_id);
+    sqlite3_bind_int64(stmt, 2, park->wake_ms);
+    std::string error = run_write(kParkRun);
+    if (error.empty() && sqlite3_changes(wdb_.get()) == 0) error = "the run is not running";
+    return error;
+  }
+  if (auto* script = std::get_if<ScriptText>(&write)) {
+    sqlite3_stmt* stmt = wstmts_[kSaveScript].get();
+    bind_text(stmt, 1, script->hash);
+    sqlite3_bind_blob64(stmt, 2, script->text.data(), script->text.size(), SQLITE_STATIC);
+    return run_write(kSaveScript);
   }
   const auto& event = std::get<EventRecord>(write);
   sqlite3_stmt* stmt = wstmts_[kInsertEvent].get();
@@ -748,6 +920,7 @@ std::vector<RunRecord> SqliteStore::list_runs(const RunFilter& filter) const {
   bind_text(stmt, 1, filter.status);
   bind_text(stmt, 2, filter.workflow);
   sqlite3_bind_int64(stmt, 3, filter.limit > 0 ? filter.limit : -1);  // -1: no limit
+  sqlite3_bind_int64(stmt, 9, now_ms());
   std::vector<RunRecord> runs;
   while (step_read(*reader, stmt, "list_runs"))
     runs.push_back(read_run(stmt));
@@ -763,6 +936,7 @@ std::optional<RunRecord> SqliteStore::get_run(const std::string& id_or_prefix) c
   std::optional<RunRecord> found;
 
   // A full id wins even when it is also the prefix of longer ids.
+  sqlite3_bind_int64(by_id, 9, now_ms());
   bind_text(by_id, 1, id_or_prefix);
   if (step_read(*reader, by_id, "get_run")) found = read_run(by_id);
   sqlite3_reset(by_id);
@@ -814,6 +988,8 @@ std::vector<StepRecord> SqliteStore::get_steps(const std::string& run_id) const 
     step.started_ms = sqlite3_column_int64(stmt, 11);
     step.finished_ms = sqlite3_column_int64(stmt, 12);
     step.latency_us = sqlite3_column_int64(stmt, 13);
+    step.request_hash = column_text(stmt, 14);
+    step.epoch = sqlite3_column_int64(stmt, 15);
     steps.push_back(std::move(step));
   }
   sqlite3_reset(stmt);
@@ -856,7 +1032,104 @@ std::vector<CancelRequest> SqliteStore::cancel_requests() const {
   return requests;
 }
 
+std::vector<std::string> SqliteStore::claimable_runs(int64_t now_ms, int limit) const {
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* stmt = read_stmt(*reader, kClaimable);
+  sqlite3_bind_int64(stmt, 1, now_ms);
+  sqlite3_bind_int64(stmt, 2, limit > 0 ? limit : -1);
+  std::vector<std::string> ids;
+  while (step_read(*reader, stmt, "claimable_runs"))
+    ids.push_back(column_text(stmt, 0));
+  sqlite3_reset(stmt);
+  release_reader(std::move(reader));
+  return ids;
+}
+
+std::optional<std::string> SqliteStore::get_script(const std::string& hash) const {
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* stmt = read_stmt(*reader, kGetScript);
+  bind_text(stmt, 1, hash);
+  std::optional<std::string> text;
+  if (step_read(*reader, stmt, "get_script")) {
+    const void* blob = sqlite3_column_blob(stmt, 0);
+    text.emplace(static_cast<const char*>(blob),
+                 blob ? static_cast<size_t>(sqlite3_column_bytes(stmt, 0)) : 0);
+  }
+  sqlite3_reset(stmt);
+  release_reader(std::move(reader));
+  return text;
+}
+
+std::optional<RunRecord> SqliteStore::claim_run(const std::string& run_id,
+                                                const ClaimOptions& options, std::string* why) {
+  if (readonly_) throw StoreError(path_ + ": the store is open read-only; claim_run refused");
+  // Everything this process queued for the run is written first: a claim must not overtake the
+  // process's own earlier writes (they would then be fenced).
+  flush();
+  std::optional<int64_t> epoch;
+  std::string error;
+  {
+    std::lock_guard lock(claim_mu_);
+    if (!cdb_) {
+      cdb_ = open_connection(path_, SQLITE_OPEN_READWRITE);
+      claim_stmt_ = prepare(cdb_.get(), kClaimSql, path_);
+    }
+    sqlite3_stmt* stmt = claim_stmt_.get();
+    bind_text(stmt, 1, run_id);
+    bind_text(stmt, 2, options.owner);
+    sqlite3_bind_int64(stmt, 3, options.lease_until_ms);
+    sqlite3_bind_int64(stmt, 4, options.now_ms);
+    sqlite3_bind_int(stmt, 5, options.waiting_early ? 1 : 0);
+    sqlite3_bind_int(stmt, 6, options.failed ? 1 : 0);
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) epoch = sqlite3_column_int64(stmt, 0);
+    // RETURNING: the change is made once the statement has run to its end.
+    while (rc == SQLITE_ROW)
+      rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE) error = sqlite3_errmsg(cdb_.get());
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+  }
+  if (!error.empty()) throw StoreError(path_ + ": claim_run '" + run_id + "': " + error);
+  std::optional<RunRecord> run = get_run(run_id);
+  if (!epoch) {
+    if (!run) {
+      *why = "no such run";
+    } else if (run->status == "running") {
+      *why = "it is running in " + run->owner + " (its lease lasts until " +
+             std::to_string(run->lease_until_ms) + " ms)";
+    } else if (run->status == "waiting") {
+      *why = "it is waiting until " + std::to_string(run->wake_ms) + " ms";
+    } else {
+      *why = "it has ended (" + run->status + ")";
+    }
+    return std::nullopt;
+  }
+  if (!run || run->epoch != *epoch) {
+    *why = "another process took it at the same moment";
+    return std::nullopt;
+  }
+  {
+    std::lock_guard lock(mu_);
+    Account& account = runs_[run_id];
+    account = Account{};
+    account.epoch = *epoch;
+  }
+  return run;
+}
+
 }  // namespace
+
+std::string Store::new_owner_id() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "host");
+  std::random_device rd;
+  static const char kHex[] = "0123456789abcdef";
+  std::string tail;
+  for (int i = 0; i < 6; ++i)
+    tail += kHex[rd() & 15];
+  return std::string(host) + ":" + std::to_string(::getpid()) + ":" + tail;
+}
 
 std::unique_ptr<Store> Store::open(const std::string& path, const StoreOptions& options) {
   return std::make_unique<SqliteStore>(path, false, options);

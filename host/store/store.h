@@ -25,17 +25,32 @@ struct StoreError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Run status values as stored: "running", "succeeded", "failed", "cancelled".
+// Run status values: "queued" (waiting for a worker), "running", "waiting" (parked on a durable
+// timer, approval or signal; no process holds it), "succeeded", "failed", "cancelled"; and, as
+// read, "interrupted": stored as running, but its lease expired (the process driving it died).
+//
+// Ownership (docs/durability.md): a run is driven by one process at a time, its owner, which
+// holds a lease until lease_until_ms and renews it while the run goes on. Each time a process
+// takes the run (create_run, claim_run) its epoch grows by one; every write of the run carries
+// the epoch of the process that made it, and the store refuses a write whose epoch is not the
+// run's current one (fencing): a process that lost its run cannot change its record.
 struct RunRecord {
   std::string id;
   std::string workflow;    // the workflow's name (troupe.workflow{name=...})
   std::string source;      // where the script came from: a path, or "<string>"
   std::string input_json;  // JSON
   std::string status;
-  std::string output_json;  // JSON, empty until succeeded
-  std::string error;        // message with traceback, empty unless failed
-  int64_t created_ms = 0;   // unix epoch milliseconds
-  int64_t finished_ms = 0;  // 0 while running
+  std::string output_json;     // JSON, empty until succeeded
+  std::string error;           // message with traceback, empty unless failed
+  int64_t created_ms = 0;      // unix epoch milliseconds
+  int64_t finished_ms = 0;     // 0 while running
+  int64_t epoch = 0;           // how many times a process took the run (0 while queued)
+  std::string owner;           // the process driving it ("" when none)
+  int64_t lease_until_ms = 0;  // the owner's lease ends then unless renewed
+  int64_t wake_ms = 0;         // waiting: when a worker should take it (0: on a decision only)
+  std::string script_hash;     // SHA-256 (hex) of the script it runs (save_script keeps the text)
+  std::string parent_run;      // a fork: the run it was forked from, and the step it reused up to
+  std::string parent_step;
 };
 
 // A step is one non-deterministic host call (model call, tool call, sleep, clock read).
@@ -57,6 +72,9 @@ struct StepRecord {
   int64_t started_ms = 0;  // unix epoch milliseconds
   int64_t finished_ms = 0;
   int64_t latency_us = 0;  // measured on the monotonic clock
+  // What resume checks a served step against: a hash of the request as the script made it.
+  std::string request_hash;
+  int64_t epoch = 0;  // the epoch of the run that recorded it (set by the store)
 };
 
 // Events are append-only; seq is assigned by the store, increasing per database.
@@ -90,6 +108,17 @@ struct RunWriteStats {
 struct CancelRequest {
   std::string run_id;
   std::string reason;
+};
+
+// How claim_run may take a run.
+struct ClaimOptions {
+  std::string owner;           // who takes it (Store::new_owner_id() for this process)
+  int64_t lease_until_ms = 0;  // the lease it gets
+  int64_t now_ms = 0;          // what counts as expired or due
+  // A waiting run is taken only once due (its wake_ms has passed); with this, at once (an
+  // explicit resume).
+  bool waiting_early = false;
+  bool failed = false;  // a failed run may be taken too (re-driven from a dead letter)
 };
 
 struct RunFilter {
@@ -132,6 +161,15 @@ class Store {
                               int64_t requested_ms, Done on_durable = {}) = 0;
   // Withdraws the ask once it is applied.
   virtual void clear_cancel(const std::string& run_id, Done on_durable = {}) = 0;
+  // Extends the owner's lease on a run it drives; fenced like every write of the run.
+  virtual void renew_lease(const std::string& run_id, int64_t lease_until_ms,
+                           Done on_durable = {}) = 0;
+  // Parks a run: it waits for a durable timer, approval or signal, and no process holds it; a
+  // worker takes it at wake_ms (0: only when woken by a decision or a signal). Fenced.
+  virtual void park_run(const std::string& run_id, int64_t wake_ms, Done on_durable = {}) = 0;
+  // Keeps a script's text by its hash (a no-op when it is there already).
+  virtual void save_script(const std::string& hash, const std::string& text,
+                           Done on_durable = {}) = 0;
   // Blocks until everything queued so far is committed.
   virtual void flush() = 0;
   // The last write failure of any run, "" while none failed.
@@ -151,6 +189,15 @@ class Store {
   using FailureListener = std::function<void(const std::string& run_id, const std::string& error)>;
   virtual void set_failure_listener(FailureListener listener) = 0;
 
+  // --- ownership: any thread; synchronous (a transaction of its own, not the write queue).
+  // Takes the run for options.owner when nobody may drive it any more: queued, running with an
+  // expired lease, waiting and due (or options.waiting_early), failed (options.failed). Its
+  // epoch grows by one, its status becomes running with the new lease; it is returned as taken,
+  // and the writes of this process for it are fenced with the new epoch from now on. Returns
+  // nullopt with *why (running elsewhere until ..., ended, no such run) when it cannot be taken.
+  virtual std::optional<RunRecord> claim_run(const std::string& run_id, const ClaimOptions& options,
+                                             std::string* why) = 0;
+
   // --- reads: any thread; see committed data only.
   virtual std::vector<RunRecord> list_runs(const RunFilter& filter) const = 0;
   // Finds a run by its full id or a unique prefix of it. Throws StoreError when the prefix
@@ -159,9 +206,16 @@ class Store {
   virtual std::vector<StepRecord> get_steps(const std::string& run_id) const = 0;
   virtual std::vector<EventRecord> get_events(const std::string& run_id, int64_t after_seq,
                                               int limit) const = 0;
+  // Runs a worker could take at now_ms, oldest first: queued, waiting and due, interrupted.
+  virtual std::vector<std::string> claimable_runs(int64_t now_ms, int limit) const = 0;
+  // A script saved by save_script, by its hash.
+  virtual std::optional<std::string> get_script(const std::string& hash) const = 0;
   // The cancels asked and not yet applied, oldest first.
   virtual std::vector<CancelRequest> cancel_requests() const = 0;
   virtual int schema_version() const = 0;
+
+  // A name for this process as an owner of runs: host name, pid and a random part.
+  static std::string new_owner_id();
 };
 
 }  // namespace troupe

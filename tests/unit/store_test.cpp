@@ -55,6 +55,11 @@ RunRecord make_run(const std::string& id, int64_t created_ms = 1000,
   run.input_json = R"({"n":1})";
   run.status = status;
   run.created_ms = created_ms;
+  if (status == "running") {  // driven by a live process: its lease has not expired
+    run.epoch = 1;
+    run.owner = "test";
+    run.lease_until_ms = int64_t{1} << 60;
+  }
   return run;
 }
 
@@ -169,15 +174,15 @@ class LogCapture {
 TEST_F(StoreTest, OpenCreatesFoldersAndFreshFileAtTheLatestSchemaVersionInWalMode) {
   const std::string db = (dir_ / "a" / "b" / "troupe.db").string();
   auto store = Store::open(db);
-  EXPECT_EQ(store->schema_version(), 2);
+  EXPECT_EQ(store->schema_version(), 3);
   EXPECT_TRUE(fs::exists(db));
-  EXPECT_EQ(sql_value(db, "PRAGMA user_version"), "2");
+  EXPECT_EQ(sql_value(db, "PRAGMA user_version"), "3");
   EXPECT_EQ(sql_value(db, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(sql_value(db,
                       "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
                       "WHERE type IN ('table','index') AND name NOT LIKE 'sqlite%' "
                       "ORDER BY name)"),
-            "cancel_requests,events,events_by_run,runs,runs_by_created,steps");
+            "cancel_requests,events,events_by_run,runs,runs_by_created,runs_unfinished,scripts,steps");
 }
 
 TEST_F(StoreTest, CancelRequestsAreKeptUntilCleared) {
@@ -206,7 +211,7 @@ TEST_F(StoreTest, ReopenKeepsDataAndSchemaVersion) {
     store->append_event(make_event("run-1", "run.started"));
   }
   auto store = Store::open(path());
-  EXPECT_EQ(store->schema_version(), 2);
+  EXPECT_EQ(store->schema_version(), 3);
   ASSERT_TRUE(store->get_run("run-1").has_value());
   EXPECT_EQ(store->get_steps("run-1").size(), 1u);
   EXPECT_EQ(store->get_events("run-1", 0, 0).size(), 1u);
@@ -219,7 +224,7 @@ TEST_F(StoreTest, OpenRefusesDatabaseWithNewerSchemaNamingPathAndVersions) {
   for (bool readonly : {false, true}) {
     std::string error = open_error(path(), readonly);
     EXPECT_THAT(error, HasSubstr(path() + ": schema version 7 is newer than this build of troupe "
-                                          "supports (2)"));
+                                          "supports (3)"));
   }
   EXPECT_EQ(sql_value(path(), "PRAGMA user_version"), "7");
 }
@@ -755,7 +760,7 @@ TEST_F(StoreTest, ReadonlyStoreRejectsWritesAndNeverChangesTheFile) {
   }
   const std::string before = read_file(path());
   auto reader = Store::open_readonly(path());
-  EXPECT_EQ(reader->schema_version(), 2);
+  EXPECT_EQ(reader->schema_version(), 3);
   ASSERT_TRUE(reader->get_run("r"));
 
   EXPECT_THROW(reader->create_run(make_run("x")), StoreError);
