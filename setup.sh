@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(build-essential cmake ninja-build pkg-config liblua5.4-dev nlohmann-json3-dev
-  libcurl4-openssl-dev libboost-dev libboost-filesystem-dev libsqlite3-dev libgtest-dev libgmock-dev
+  libcurl4-openssl-dev libssl-dev libboost-dev libboost-filesystem-dev libsqlite3-dev libgtest-dev libgmock-dev
   libcli11-dev libvalijson-dev libre2-dev libyaml-cpp-dev libbenchmark-dev clang libclang-rt-14-dev
   python3-dev pybind11-dev python3-pybind11 python3-pytest python3-nbclient python3-ipykernel
   python3-nbformat python3-pandas python3-matplotlib python3-pip libfaketime)

@@ -48,6 +48,12 @@ constexpr auto kSlice = std::chrono::milliseconds(100);  // how often a wait che
 constexpr int kToolWorkers = 4;                          // Python tools running at once
 
 // Raised for things the host refuses (closed host, unknown run, ...): troupe.TroupeError.
+// Runtime::resume refused the run (no such run, it runs elsewhere, it ended, its script
+// changed); Python's troupe.ResumeRefused.
+struct ResumeRefused : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 struct HostError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
@@ -331,7 +337,7 @@ class NativeHost {
 
   std::shared_ptr<RunState> start(const std::string& source_path, const std::string& source,
                                   const std::string& chunk_name, const std::string& input_json) {
-    Host& h = host();
+    host();  // raises once closed
     {
       // The CLI's checks for --input: too large, too deep, duplicate keys, numbers out of
       // range are a ValueError here, before anything runs (docs/security.md, section 7).
@@ -343,22 +349,49 @@ class NativeHost {
     spec.source = source;
     spec.chunk_name = chunk_name;
     spec.input_json = input_json;
+    return begin([spec](Runtime& rt, std::function<void(const RunOutcome&)> on_done, std::string*) {
+      return rt.start(spec, std::move(on_done));
+    });
+  }
+
+  // Host.resume: Runtime::resume on the loop thread; a refusal raises ResumeRefused.
+  std::shared_ptr<RunState> resume(const std::string& run_id, bool allow_changed) {
+    host();
+    ResumeSpec spec;
+    spec.run_id = run_id;
+    spec.allow_changed = allow_changed;
+    return begin([spec](Runtime& rt, std::function<void(const RunOutcome&)> on_done,
+                        std::string* error) { return rt.resume(spec, std::move(on_done), error); });
+  }
+
+  // Starts a run on the loop thread with `how` (Runtime::start or resume: the id, or "" with
+  // *error) and returns its state once it has an id.
+  using Begin =
+      std::function<std::string(Runtime&, std::function<void(const RunOutcome&)>, std::string*)>;
+  std::shared_ptr<RunState> begin(Begin how) {
+    Host& h = host();
     auto st = std::make_shared<RunState>();
+    auto refusal = std::make_shared<std::string>();
     // The closure owns the promise: if the loop drops it (the host closing meanwhile), the
     // future reports a broken promise instead of waiting forever.
     auto started = std::make_shared<std::promise<void>>();
     std::future<void> ready = started->get_future();
     {
       py::gil_scoped_release nogil;
-      bool posted = h.loop().post([this, spec, st, started] {
+      bool posted = h.loop().post([this, how, st, started, refusal] {
         starting_ = st;  // events during start() carry an id not in runs_ yet
-        std::string id = host_->runtime().start(spec, [this, st](const RunOutcome& o) {
-          runs_.erase(o.run_id);
-          st->finish(o);
-        });
+        std::string id = how(
+            host_->runtime(),
+            [this, st](const RunOutcome& o) {
+              runs_.erase(o.run_id);
+              st->finish(o);
+            },
+            refusal.get());
         starting_ = nullptr;
-        st->set_id(id);
-        if (!st->finished()) runs_[id] = st;
+        if (!id.empty()) {
+          st->set_id(id);
+          if (!st->finished()) runs_[id] = st;
+        }
         started->set_value();
       });
       started.reset();
@@ -369,6 +402,7 @@ class NativeHost {
         throw HostError("the troupe host was closed while the run was starting");
       }
     }
+    if (!refusal->empty()) throw ResumeRefused(*refusal);
     return st;
   }
 
@@ -644,6 +678,7 @@ PYBIND11_MODULE(_troupe, m) {
   static py::exception<HostError> troupe_error(m, "TroupeError");
   static py::exception<troupe::ConfigError> config_error(m, "ConfigError", troupe_error.ptr());
   static py::exception<troupe::StoreError> store_error(m, "StoreError", troupe_error.ptr());
+  static py::exception<ResumeRefused> resume_refused(m, "ResumeRefused", troupe_error.ptr());
   // Every C++ exception becomes a Python one here, its message redacted (decision 0013);
   // Python's own exceptions (error_already_set) and pybind11's pass through unchanged.
   py::register_exception_translator([](std::exception_ptr p) {
@@ -660,6 +695,8 @@ PYBIND11_MODULE(_troupe, m) {
       raise(PyExc_ValueError, e.what());
     } catch (const HostError& e) {
       raise(troupe_error.ptr(), e.what());
+    } catch (const ResumeRefused& e) {
+      raise(resume_refused.ptr(), e.what());
     } catch (const py::error_already_set&) {
       throw;
     } catch (const py::builtin_exception&) {
@@ -709,6 +746,12 @@ PYBIND11_MODULE(_troupe, m) {
           },
           py::keep_alive<0, 1>(), py::arg("path"), py::arg("source"), py::arg("chunk_name"),
           py::arg("input_json"))
+      .def(
+          "resume",
+          [](NativeHost& h, const std::string& run_id, bool allow_changed) {
+            return NativeRun(h.resume(run_id, allow_changed), &h);
+          },
+          py::keep_alive<0, 1>(), py::arg("run_id"), py::arg("allow_changed") = false)
       .def("runs", &NativeHost::runs, py::arg("limit"), py::arg("status"), py::arg("workflow"))
       .def("show", &NativeHost::show, py::arg("run_id"))
       .def("events", &NativeHost::events, py::arg("run_id"), py::arg("after") = 0,

@@ -48,23 +48,60 @@ Store* Host::store() {
   return impl_->store.get();
 }
 
-RunOutcome Host::run_to_completion(const RunSpec& spec,
-                                   std::function<void(const RunEvent&)> listener) {
+namespace {
+
+// Drives the loop until the run `begin` starts ends; `begin` returns its id ("" when it could
+// not start, with *error set). Events of other runs do not reach listener.
+RunOutcome drive_to_completion(
+    Runtime& runtime, EventLoop& loop, Store* store,
+    const std::function<std::string(std::function<void(const RunOutcome&)>, std::string*)>& begin,
+    const std::function<void(const RunEvent&)>& listener) {
   RunOutcome outcome;
   bool done = false;
   std::string id;
-  impl_->runtime->set_listener([&](const RunEvent& ev) {
-    if (listener && (id.empty() || ev.run_id == id)) listener(ev);  // id is empty during start()
+  runtime.set_listener([&](const RunEvent& ev) {
+    if (listener && (id.empty() || ev.run_id == id)) listener(ev);  // id is empty while starting
   });
-  id = impl_->runtime->start(spec, [&](const RunOutcome& o) {
-    outcome = o;
-    done = true;
-  });
+  std::string error;
+  id = begin(
+      [&](const RunOutcome& o) {
+        outcome = o;
+        done = true;
+      },
+      &error);
+  if (id.empty()) {
+    runtime.set_listener(nullptr);
+    throw ResumeError(error);
+  }
   while (!done)
-    impl_->loop->run_once(1000);
-  impl_->runtime->set_listener(nullptr);
-  if (impl_->store) impl_->store->flush();
+    loop.run_once(1000);
+  runtime.set_listener(nullptr);
+  if (store) store->flush();
   return outcome;
+}
+
+}  // namespace
+
+RunOutcome Host::run_to_completion(const RunSpec& spec,
+                                   std::function<void(const RunEvent&)> listener) {
+  Runtime& rt = *impl_->runtime;
+  return drive_to_completion(
+      rt, *impl_->loop, impl_->store.get(),
+      [&](std::function<void(const RunOutcome&)> on_done, std::string*) {
+        return rt.start(spec, std::move(on_done));
+      },
+      listener);
+}
+
+RunOutcome Host::resume_to_completion(const ResumeSpec& spec,
+                                      std::function<void(const RunEvent&)> listener) {
+  Runtime& rt = *impl_->runtime;
+  return drive_to_completion(
+      rt, *impl_->loop, impl_->store.get(),
+      [&](std::function<void(const RunOutcome&)> on_done, std::string* error) {
+        return rt.resume(spec, std::move(on_done), error);
+      },
+      listener);
 }
 
 std::vector<std::string> Host::plugin_search_path() const {

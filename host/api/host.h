@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,11 @@ namespace troupe {
 
 class EventLoop;
 class Store;
+
+// A run that cannot be resumed: no such run, it runs elsewhere, it ended, its script changed.
+struct ResumeError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class Host {
  public:
@@ -36,6 +42,10 @@ class Host {
   // Starts a run and drives the loop on the calling thread until it ends.
   RunOutcome run_to_completion(const RunSpec& spec,
                                std::function<void(const RunEvent&)> listener = {});
+  // Resumes a run (Runtime::resume) and drives the loop until it ends. Throws ResumeError,
+  // saying why, when the run cannot be resumed; the run is then untouched.
+  RunOutcome resume_to_completion(const ResumeSpec& spec,
+                                  std::function<void(const RunEvent&)> listener = {});
 
   // The plugin search path of this host, and every plugin found on it.
   std::vector<std::string> plugin_search_path() const;

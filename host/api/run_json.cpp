@@ -25,16 +25,23 @@ json stored_json(const std::string& text) {
 }
 
 json run_json(const RunRecord& r) {
-  return {{"id", r.id},
-          {"workflow", r.workflow},
-          {"source", r.source},
-          {"status", r.status},
-          {"created_ms", r.created_ms},
-          {"finished_ms", r.finished_ms},
-          {"duration_ms", r.finished_ms ? r.finished_ms - r.created_ms : 0},
-          {"input", stored_json(r.input_json)},
-          {"output", stored_json(r.output_json)},
-          {"error", r.error.empty() ? json(nullptr) : json(r.error)}};
+  json out = {{"id", r.id},
+              {"workflow", r.workflow},
+              {"source", r.source},
+              {"status", r.status},
+              {"created_ms", r.created_ms},
+              {"finished_ms", r.finished_ms},
+              {"duration_ms", r.finished_ms ? r.finished_ms - r.created_ms : 0},
+              {"input", stored_json(r.input_json)},
+              {"output", stored_json(r.output_json)},
+              {"error", r.error.empty() ? json(nullptr) : json(r.error)},
+              {"epoch", r.epoch},
+              {"owner", r.owner.empty() ? json(nullptr) : json(r.owner)},
+              {"lease_until_ms", r.lease_until_ms},
+              {"wake_ms", r.wake_ms},
+              {"script_hash", r.script_hash}};
+  if (!r.parent_run.empty()) out["parent"] = {{"run_id", r.parent_run}, {"step", r.parent_step}};
+  return out;
 }
 
 json step_json(const StepRecord& s) {
@@ -50,7 +57,8 @@ json step_json(const StepRecord& s) {
           {"started_ms", s.started_ms},
           {"finished_ms", s.finished_ms},
           {"request", stored_json(s.request_json)},
-          {"response", stored_json(s.response_json)}};
+          {"response", stored_json(s.response_json)},
+          {"epoch", s.epoch}};
 }
 
 json event_json(const EventRecord& e) {

@@ -1,4 +1,5 @@
-// cmd_run.cpp: `troupe run` — runs a workflow, shows live progress, prints the result.
+// cmd_run.cpp: `troupe run` and `troupe resume` — run a workflow (or take over an interrupted
+// run), show live progress, print the result.
 #include <unistd.h>
 
 #include <atomic>
@@ -130,8 +131,10 @@ int cmd_run(const Common& common, const RunArgs& args) {
   std::unique_ptr<Host> host;
   try {
     // Everything the user handed over is checked before the store is opened or a run begins.
-    input = read_input_argument(args.input);
-    check_workflow_file(args.workflow);
+    if (args.resume_id.empty()) {
+      input = read_input_argument(args.input);
+      check_workflow_file(args.workflow);
+    }
     Config config = find_config(common.config_path);
     if (!common.store_path.empty()) config.store_path = common.store_path;
     host = std::make_unique<Host>(std::move(config));
@@ -154,10 +157,29 @@ int cmd_run(const Common& common, const RunArgs& args) {
   g_runtime = &host->runtime();
   std::signal(SIGINT, on_interrupt);
   std::signal(SIGTERM, on_interrupt);
-  run_id = host->runtime().start(spec, [&](const RunOutcome& o) {
+  auto on_done = [&](const RunOutcome& o) {
     outcome = o;
     done = true;
-  });
+  };
+  if (args.resume_id.empty()) {
+    run_id = host->runtime().start(spec, on_done);
+  } else {
+    ResumeSpec resume;
+    resume.run_id = args.resume_id;
+    resume.allow_changed = args.allow_changed;
+    std::string error;
+    run_id = host->runtime().resume(resume, on_done, &error);
+    if (run_id.empty()) {
+      std::signal(SIGINT, SIG_DFL);
+      std::signal(SIGTERM, SIG_DFL);
+      g_runtime = nullptr;
+      if (common.json) {
+        std::printf("%s\n", json{{"run_id", args.resume_id}, {"error", error}}.dump(2).c_str());
+      }
+      std::fprintf(stderr, "troupe: %s\n", error.c_str());
+      return kUsage;
+    }
+  }
   int seen_interrupts = 0;
   while (!done) {
     host->loop().run_once(100);

@@ -24,6 +24,8 @@ struct RunArgs {
   std::string workflow;
   std::string input;  // JSON text or @file
   bool quiet = false;
+  std::string resume_id;       // troupe resume: the run to take over (workflow and input unused)
+  bool allow_changed = false;  // troupe resume --allow-changed
 };
 
 struct ListArgs {

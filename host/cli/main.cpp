@@ -24,6 +24,14 @@ int main(int argc, char** argv) {
   run->add_option("-i,--input", run_args.input, "Input as JSON text, or @file.json");
   run->add_flag("-q,--quiet", run_args.quiet, "No progress or log lines, only the result");
 
+  auto* resume = app.add_subcommand(
+      "resume", "Take over an interrupted run: re-run its script, serving finished steps");
+  resume->add_option("run", run_args.resume_id, "Run id (or a unique prefix of it)")->required();
+  resume->add_flag("--allow-changed", run_args.allow_changed,
+                   "Run the script even if it changed since the run started (each served step "
+                   "is still checked against the call the script makes)");
+  resume->add_flag("-q,--quiet", run_args.quiet, "No progress or log lines, only the result");
+
   ListArgs list_args;
   auto* runs = app.add_subcommand("runs", "List recent runs, newest first");
   runs->add_option("-n,--limit", list_args.limit, "How many")->check(CLI::PositiveNumber);
@@ -62,7 +70,7 @@ int main(int argc, char** argv) {
   // Each command reports the errors it expects (usage, configuration, input: kUsage); anything
   // else that escapes is a bug, reported as one instead of an abort.
   try {
-    if (*run) return cmd_run(common, run_args);
+    if (*run || *resume) return cmd_run(common, run_args);
     if (*runs) return cmd_runs(common, list_args);
     if (*show) return cmd_show(common, run_id);
     if (*cancel) {

@@ -107,7 +107,7 @@ Config from_document(const Document& parsed, const std::string& file) {
   }
   r.check_keys(doc, "",
                {"store", "plugin_path", "providers", "fallback_provider", "default_model",
-                "durability", "limits", "http"});
+                "durability", "lease_s", "limits", "http"});
   if (doc.contains("store")) c.store_path = relative_to(dir, r.string(doc["store"], "store"));
   if (doc.contains("plugin_path")) {
     const json& pp = doc["plugin_path"];
@@ -138,6 +138,12 @@ Config from_document(const Document& parsed, const std::string& file) {
     } else {
       r.fail("durability", "expected 'sync' or 'async', got '" + d + "'");
     }
+  }
+  if (doc.contains("lease_s")) {
+    // Whole seconds, at most a day: a longer lease only delays taking over a crashed run.
+    c.runtime.lease_ms =
+        static_cast<uint32_t>(r.bounded(doc["lease_s"], "lease_s", 86'400, " (a day)") * 1000);
+    if (c.runtime.lease_ms == 0) r.fail("lease_s", "a lease of 0 s would expire at once");
   }
   if (doc.contains("limits")) {
     const json& l = r.object(doc["limits"], "limits");

@@ -4,6 +4,7 @@
 // host.stream (model_stream.cpp) shares prepare and settle.
 #include <nlohmann/json.hpp>
 
+#include "core/digest.h"
 #include "core/json_text.h"
 #include "core/log.h"
 #include "loop/event_loop.h"
@@ -38,6 +39,16 @@ ChatCall prepare_chat(lua_State* L, Core* core, Task* t) {
   Run& run = *t->run;
   c.key = t->key(++t->ordinal);
   request["model"] = model.substr(slash + 1);
+  // What resume compares: the request as the script made it (the metadata names the run, which
+  // differs in a fork), redacted as the journal keeps it.
+  std::string request_hash = sha256_hex(log::redact(json_text(request)));
+  const StepRecord* served =
+      core->served_step(L, run, c.key, StepCall{"chat", agent, model, request_hash});
+  // A failure recorded before troupe kept failures' details is asked again.
+  if (served && (served->status == "succeeded" || !served->response_json.empty())) {
+    c.served = served;
+    return c;
+  }
   nlohmann::json meta = {{"agent", agent}, {"run_id", run.id}, {"step_key", c.key}};
   if (!role.empty()) meta["role"] = role;
   request["metadata"] = meta;
@@ -51,6 +62,7 @@ ChatCall prepare_chat(lua_State* L, Core* core, Task* t) {
   c.step.model = model;
   c.step.request_json = c.body;  // the store's writer redacts every row it writes
   c.step.started_ms = unix_ms();
+  c.step.request_hash = std::move(request_hash);
   core->emit(run, "step.started", c.key,
              json_text(nlohmann::json{{"kind", "chat"}, {"agent", agent}, {"model", model}}));
   return c;
@@ -92,6 +104,30 @@ bool settle_chat(StepRecord* step, CallResult* result, uint64_t t0, std::string*
                 name + ": " + result->error;
   step->status = result->status == TROUPE_CANCELLED ? "cancelled" : "failed";
   step->error = std::string(name) + ": " + result->error;
+  // What a resume serves back to the script: the error as the script saw it.
+  step->response_json = json_text(nlohmann::json{{"error",
+                                                  {{"code", result->status},
+                                                   {"status", name},
+                                                   {"message", result->error},
+                                                   {"retryable", result->retryable},
+                                                   {"retry_after_ms", result->retry_after_ms}}}});
+  return false;
+}
+
+bool served_result(const StepRecord& rec, CallResult* result, std::string* error_text) {
+  if (rec.status == "succeeded") {
+    result->status = TROUPE_OK;
+    result->result_json = rec.response_json;
+    return true;
+  }
+  nlohmann::json e = nlohmann::json::parse(rec.response_json, nullptr, false);
+  const nlohmann::json& err = e.is_object() && e.contains("error") ? e["error"] : nlohmann::json();
+  result->status = static_cast<troupe_status_t>(err.value("code", int{TROUPE_INTERNAL}));
+  result->error = err.value("message", rec.error);
+  result->retryable = err.value("retryable", false);
+  result->retry_after_ms = err.value("retry_after_ms", uint32_t{0});
+  *error_text = "agent '" + rec.agent + "' (" + rec.model + ") step " + rec.step_key + ": " +
+                troupe_status_name(result->status) + ": " + result->error;
   return false;
 }
 
@@ -100,6 +136,28 @@ int prim_chat(lua_State* L) {
   Core* core = core_of(L);
   Task* t = waiting_task_of(L, "agent:ask/chat");
   ChatCall c = prepare_chat(L, core, t);
+  if (c.served) {
+    CallResult result;
+    std::string text;
+    Pusher push;
+    if (served_result(*c.served, &result, &text)) {
+      push = [json = std::move(result.result_json)](lua_State* co) {
+        std::string err;
+        lua_pushboolean(co, 1);
+        if (!lua::push_json(co, json, &err)) lua_pushnil(co);
+        return 2;
+      };
+    } else {
+      push = [result, text, key = c.key](lua_State* co) {
+        lua_pushboolean(co, 0);
+        push_error_table(co, troupe_status_name(result.status), result.error, result.retryable,
+                         result.retry_after_ms, key, text);
+        return 2;
+      };
+    }
+    core->schedule(core->shared(t), std::move(push));
+    return suspend_task(L, t);
+  }
   std::weak_ptr<Task> weak = core->shared(t);
   Liveness::Watch token = core->alive.watch();
   uint64_t t0 = EventLoop::now_ns();

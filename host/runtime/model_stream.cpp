@@ -236,6 +236,28 @@ int stream_close(lua_State* L) {
   return 0;
 }
 
+// A resumed run's stream its journal answers: the recorded answer, handed out as the deltas
+// of one piece each (the text, each tool call) and then the end; no call is made.
+void replay_served(StreamState& s, const StepRecord& rec) {
+  s.completed = s.recorded = true;
+  s.ok = served_result(rec, &s.result, &s.error_text);
+  if (!s.ok) return;
+  nlohmann::json response = nlohmann::json::parse(rec.response_json, nullptr, false);
+  if (!response.is_object()) return;
+  if (response.contains("text") && response["text"].is_string())
+    emit_text(s, TROUPE_EVENT_TEXT_DELTA, response["text"].get<std::string>());
+  if (!response.contains("tool_calls") || !response["tool_calls"].is_array()) return;
+  int32_t index = 0;
+  for (const nlohmann::json& call : response["tool_calls"]) {
+    if (!call.is_object()) continue;
+    Delta d{TROUPE_EVENT_TOOL_CALL_DELTA, index++, {}, {}, {}};
+    if (call.contains("arguments")) d.text = json_text(call["arguments"]);
+    d.id = call.value("id", "");
+    d.name = call.value("name", "");
+    queue(s, std::move(d));
+  }
+}
+
 }  // namespace
 
 void register_stream_type(lua_State* L) {
@@ -256,6 +278,10 @@ int prim_stream(lua_State* L) {
   s->provider = c.provider;
   s->run_id = t->run->id;
   s->key = c.key;
+  if (c.served) {
+    replay_served(*s, *c.served);
+    return 1;
+  }
 
   // The handlers hold the state weakly: a stream nobody reads any more is collected, and its
   // __gc cancels the call.

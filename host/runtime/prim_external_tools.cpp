@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/digest.h"
+#include "core/json_text.h"
 #include "core/log.h"
 #include "loop/event_loop.h"
 #include "runtime/json_lua.h"
@@ -110,22 +112,55 @@ int call(lua_State* L, const std::string& name) {
   if (!lua::to_json(L, 2, &arguments, &error, "arguments"))
     return luaL_error(L, "%s", error.c_str());
 
+  // The embedder's function is an effect like a model call: a step of its own, served from the
+  // journal when a resumed run makes the same call again.
+  Run& run = *t->run;
+  StepRecord step;
+  step.run_id = run.id;
+  step.step_key = t->key(++t->ordinal);
+  step.kind = "host_tool";
+  step.agent = name;
+  step.request_json = json_text(nlohmann::json{
+      {"tool", name}, {"arguments", nlohmann::json::parse(arguments, nullptr, false)}});
+  step.request_hash = sha256_hex(log::redact(step.request_json));
+  if (const StepRecord* rec = core->served_step(
+          L, run, step.step_key, StepCall{"host_tool", name, "", step.request_hash})) {
+    nlohmann::json r = nlohmann::json::parse(rec->response_json, nullptr, false);
+    bool ok = rec->status == "succeeded";
+    std::string text = r.is_object() ? r.value("text", rec->error) : rec->error;
+    core->schedule(core->shared(t), [ok, text](lua_State* co) {
+      lua_pushboolean(co, ok);
+      lua_pushlstring(co, text.data(), text.size());
+      return 2;
+    });
+    return suspend_task(L, t);
+  }
+  step.started_ms = unix_ms();
+  core->emit(run, "step.started", step.step_key,
+             json_text(nlohmann::json{{"kind", "host_tool"}, {"tool", name}}));
+
   // A cancelled branch drops the result; the embedder's function still runs to its end.
   auto abandoned = std::make_shared<std::atomic<bool>>(false);
   std::weak_ptr<Task> weak = core->shared(t);
   Liveness::Watch token = core->alive.watch();
   EventLoop* loop = &core->loop;
   auto once = std::make_shared<std::atomic<bool>>(false);
-  ExternalTool::Done done = [core, loop, weak, token, abandoned, once](bool ok,
-                                                                       const std::string& text) {
+  uint64_t t0 = EventLoop::now_ns();
+  ExternalTool::Done done = [core, loop, weak, token, abandoned, once, step, t0](
+                                bool ok, const std::string& text) mutable {
     if (once->exchange(true)) return;  // exactly once, whatever the embedder does
     // The embedder's text reaches the workflow: redacted like every other way in (0013).
-    loop->post([core, weak, token, abandoned, ok, text = log::redact(text)] {
+    loop->post([core, weak, token, abandoned, ok, text = log::redact(text), step, t0]() mutable {
       if (token.gone() || abandoned->load()) return;
       auto task = weak.lock();
       if (!task) return;
       task->cancel_op = nullptr;
-      core->schedule(task, [ok, text](lua_State* co) {
+      step.finished_ms = unix_ms();
+      step.latency_us = static_cast<int64_t>((EventLoop::now_ns() - t0) / 1000);
+      step.status = ok ? "succeeded" : "failed";
+      step.response_json = json_text(nlohmann::json{{"text", text}});
+      if (!ok) step.error = text;
+      core->finish_step(task, std::move(step), [ok, text](lua_State* co) {
         lua_pushboolean(co, ok);
         lua_pushlstring(co, text.data(), text.size());
         return 2;

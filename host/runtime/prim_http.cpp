@@ -10,6 +10,7 @@
 // tokens); the step keeps the method, the URL, the status and sizes.
 #include <nlohmann/json.hpp>
 
+#include "core/digest.h"
 #include "core/json_text.h"
 #include "core/log.h"
 #include "core/text.h"
@@ -179,6 +180,65 @@ void start_transfer(Core* core, const std::shared_ptr<HttpExchange>& ex,
   *current = core->loop.http_start(ex->options.request, std::move(h));
 }
 
+// What troupe.http returns: (true, {status, body, url, headers}).
+struct HttpAnswer {
+  int status = 0;
+  std::string url;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // names lowercased
+};
+
+int push_answer(lua_State* co, const HttpAnswer& a) {
+  lua_pushboolean(co, 1);
+  lua_createtable(co, 0, 4);
+  lua_pushinteger(co, a.status);
+  lua_setfield(co, -2, "status");
+  lua_pushlstring(co, a.body.data(), a.body.size());
+  lua_setfield(co, -2, "body");
+  lua_pushlstring(co, a.url.data(), a.url.size());
+  lua_setfield(co, -2, "url");
+  // Header names lowercased: HTTP names are case-insensitive, Lua keys are not.
+  lua_createtable(co, 0, static_cast<int>(a.headers.size()));
+  for (const auto& [name, value] : a.headers) {
+    lua_pushlstring(co, value.data(), value.size());
+    lua_setfield(co, -2, name.c_str());
+  }
+  lua_setfield(co, -2, "headers");
+  return 2;
+}
+
+// A resumed run's exchange its journal answers: the recorded answer, or the recorded failure.
+Pusher served_http(const StepRecord& rec, const HttpRequest& req, const std::string& key) {
+  if (rec.status != "succeeded") {
+    std::string message = rec.error;
+    std::string name = "TRANSPORT";
+    if (size_t colon = message.find(": "); colon != std::string::npos) {
+      name = message.substr(0, colon);
+      message = message.substr(colon + 2);
+    }
+    std::string text = "troupe.http " + req.method + " " + req.url + " (step " + key +
+                       "): " + name + ": " + message;
+    bool retryable = name == "TRANSPORT" || name == "TIMEOUT";
+    return [name, message, text, retryable, key](lua_State* co) {
+      lua_pushboolean(co, 0);
+      push_error_table(co, name.c_str(), message, retryable, 0, key, text);
+      return 2;
+    };
+  }
+  nlohmann::json r = nlohmann::json::parse(rec.response_json, nullptr, false);
+  HttpAnswer answer;
+  if (r.is_object()) {
+    answer.status = r.value("status", 0);
+    answer.url = r.value("url", req.url);
+    answer.body = r.value("body", "");
+    if (r.contains("headers") && r["headers"].is_object()) {
+      for (const auto& [name, value] : r["headers"].items())
+        answer.headers.emplace_back(name, value.is_string() ? value.get<std::string>() : "");
+    }
+  }
+  return [answer = std::move(answer)](lua_State* co) { return push_answer(co, answer); };
+}
+
 }  // namespace
 
 // host.http(request_table) -> true, {status, headers, body, url} | false, error
@@ -193,6 +253,16 @@ int prim_http(lua_State* L) {
 
   Run& run = *t->run;
   std::string key = t->key(++t->ordinal);
+  const HttpRequest& req = ex->options.request;
+  nlohmann::json asked = {{"method", req.method}, {"url", req.url}, {"body", req.body}};
+  for (const auto& [name, value] : req.headers)
+    asked["headers"].push_back({text::ascii_lower(name), value});
+  std::string request_hash = sha256_hex(log::redact(json_text(asked)));
+  if (const StepRecord* rec =
+          core->served_step(L, run, key, StepCall{"http", "", "", request_hash})) {
+    core->schedule(core->shared(t), served_http(*rec, ex->options.request, key));
+    return suspend_task(L, t);
+  }
   StepRecord step;
   step.run_id = run.id;
   step.step_key = key;
@@ -200,6 +270,7 @@ int prim_http(lua_State* L) {
   step.request_json = json_text(
       nlohmann::json{{"method", ex->options.request.method}, {"url", ex->options.request.url}});
   step.started_ms = unix_ms();
+  step.request_hash = std::move(request_hash);
   core->emit(run, "step.started", key,
              json_text(nlohmann::json{{"kind", "http"},
                                       {"method", ex->options.request.method},
@@ -220,31 +291,25 @@ int prim_http(lua_State* L) {
     Pusher push;
     if (status == TROUPE_OK) {
       step.status = "succeeded";
-      nlohmann::json record = {
-          {"status", ex->status}, {"bytes", ex->body.size()}, {"url", ex->options.request.url}};
-      if (!ex->hops.empty()) record["redirected_from"] = ex->hops;
-      step.response_json = json_text(record);
       // What reaches the workflow is redacted like every other way in (decision 0013).
       ex->body = log::redact(ex->body);
       for (auto& header : ex->headers)
         header.second = log::redact(header.second);
+      // The whole answer is journaled: a resumed run is served it instead of asking again.
+      nlohmann::json record = {{"status", ex->status},
+                               {"bytes", ex->body.size()},
+                               {"url", ex->options.request.url},
+                               {"body", ex->body},
+                               {"headers", nlohmann::json::object()}};
+      for (const auto& [name, value] : ex->headers)
+        record["headers"][text::ascii_lower(name)] = value;
+      if (!ex->hops.empty()) record["redirected_from"] = ex->hops;
+      step.response_json = json_text(record);
       push = [ex](lua_State* co) {
-        lua_pushboolean(co, 1);
-        lua_createtable(co, 0, 4);
-        lua_pushinteger(co, ex->status);
-        lua_setfield(co, -2, "status");
-        lua_pushlstring(co, ex->body.data(), ex->body.size());
-        lua_setfield(co, -2, "body");
-        lua_pushlstring(co, ex->options.request.url.data(), ex->options.request.url.size());
-        lua_setfield(co, -2, "url");
-        // Header names lowercased: HTTP names are case-insensitive, Lua keys are not.
-        lua_createtable(co, 0, static_cast<int>(ex->headers.size()));
-        for (const auto& [name, value] : ex->headers) {
-          lua_pushlstring(co, value.data(), value.size());
-          lua_setfield(co, -2, text::ascii_lower(name).c_str());
-        }
-        lua_setfield(co, -2, "headers");
-        return 2;
+        HttpAnswer answer{ex->status, ex->options.request.url, ex->body, {}};
+        for (const auto& [name, value] : ex->headers)
+          answer.headers.emplace_back(text::ascii_lower(name), value);
+        return push_answer(co, answer);
       };
     } else {
       const char* name = troupe_status_name(status);

@@ -64,11 +64,18 @@ int prim_now(lua_State* L) {
   Core* core = core_of(L);
   Task* t = task_of(L);
   Run& run = *t->run;
+  std::string key = t->key(++t->ordinal);
+  if (const StepRecord* rec = core->served_step(L, run, key, StepCall{"now", "", "", ""})) {
+    nlohmann::json response = nlohmann::json::parse(rec->response_json, nullptr, false);
+    int64_t ms = response.is_object() ? response.value("unix_ms", int64_t{0}) : 0;
+    lua_pushnumber(L, static_cast<double>(ms) / 1000.0);
+    return 1;
+  }
   int64_t ms = unix_ms();
   if (core->store) {
     StepRecord step;
     step.run_id = run.id;
-    step.step_key = t->key(++t->ordinal);
+    step.step_key = key;
     step.kind = "now";
     step.request_json = "{}";
     step.response_json = nlohmann::json{{"unix_ms", ms}}.dump();
@@ -78,8 +85,6 @@ int prim_now(lua_State* L) {
       return luaL_error(L, "%s", run.kill_reason.c_str());
     }
     core->store->record_step(step);
-  } else {
-    ++t->ordinal;
   }
   lua_pushnumber(L, static_cast<double>(ms) / 1000.0);
   return 1;
@@ -87,8 +92,7 @@ int prim_now(lua_State* L) {
 
 // host.random([m [, n]]): math.random with a per-run, deterministic stream.
 int prim_random(lua_State* L) {
-  Run& run = *task_of(L)->run;
-  uint64_t x = next_random(run.rng);
+  uint64_t x = next_random(task_of(L)->rng);
   lua_Integer low, up;
   switch (lua_gettop(L)) {
     case 0:
@@ -117,8 +121,7 @@ int prim_random(lua_State* L) {
 }
 
 int prim_randomseed(lua_State* L) {
-  Run& run = *task_of(L)->run;
-  seed_rng(run.rng, static_cast<uint64_t>(luaL_optinteger(L, 1, 0)));
+  seed_rng(task_of(L)->rng, static_cast<uint64_t>(luaL_optinteger(L, 1, 0)));
   return 0;
 }
 

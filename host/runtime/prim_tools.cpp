@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/digest.h"
 #include "core/json_text.h"
 #include "core/log.h"
 #include "loop/event_loop.h"
@@ -28,6 +29,9 @@ struct ToolStep {
   StepRecord step;
   uint64_t t0 = 0;
   bool done = false;
+  // A resumed run's tool call its journal holds: the tool runs again (a Lua tool is workflow
+  // code; what it does through the host is served step by step), and its record is kept.
+  bool served = false;
 };
 
 ToolStep& check_step(lua_State* L, int idx) {
@@ -100,11 +104,16 @@ int prim_tool_step(lua_State* L) {
   nlohmann::json request = {{"agent", agent}, {"tool", tool}, {"arguments", arguments}};
   if (!call_id.empty()) request["id"] = call_id;
   step.request_json = json_text(request);
+  step.request_hash = sha256_hex(log::redact(step.request_json));
+  lua_pushlstring(L, step.step_key.data(), step.step_key.size());
+  if (core->served_step(L, run, step.step_key, StepCall{"tool", tool, "", step.request_hash})) {
+    ts->served = true;
+    return 2;
+  }
   step.started_ms = unix_ms();
   core->emit(run, "step.started", step.step_key,
              json_text(nlohmann::json{
                  {"kind", "tool"}, {"agent", tool}, {"tool", tool}, {"caller", agent}}));
-  lua_pushlstring(L, step.step_key.data(), step.step_key.size());
   return 2;
 }
 
@@ -118,6 +127,11 @@ int prim_tool_done(lua_State* L) {
   const char* text = luaL_checklstring(L, 3, &len);
   if (ts.done) return luaL_error(L, "troupe: this tool step is already recorded");
   Task* t = waiting_task_of(L, "a tool call");
+  if (ts.served) {
+    ts.done = true;
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   settle(ts, ok ? "succeeded" : "failed", std::string(text, len));
   core->finish_step(core->shared(t), ts.step, [](lua_State* co) {
     lua_pushboolean(co, 1);

@@ -1,5 +1,6 @@
 // prim_waits.cpp: the primitives that suspend a task on the loop — host.sleep (a timer, a
 // step), host.parallel and host.map (a join of branch tasks, scheduler.cpp runs them).
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -9,6 +10,10 @@
 #include "runtime/runtime_internal.h"
 
 namespace troupe::rt {
+
+// Sleeps this long or longer leave a pending record when they start, so that a resumed run
+// waits only for what was left of them.
+constexpr double kDurableSleepSeconds = 1.0;
 
 // host.sleep(seconds) -> true
 int prim_sleep(lua_State* L) {
@@ -21,17 +26,46 @@ int prim_sleep(lua_State* L) {
   }
   Run& run = *t->run;
   std::string key = t->key(++t->ordinal);
+  // A changed duration is not a different step: the sleep is the same wait, made longer or
+  // shorter, and a resumed run keeps the deadline it recorded.
+  const StepRecord* rec = core->served_step(L, run, key, StepCall{"sleep", "", "", ""});
+  if (rec && rec->status != "pending") {
+    core->schedule(core->shared(t), [](lua_State* co) {
+      lua_pushboolean(co, 1);
+      return 1;
+    });
+    return suspend_task(L, t);
+  }
   int64_t started_ms = unix_ms();
-  core->emit(run, "step.started", key,
-             nlohmann::json{{"kind", "sleep"}, {"seconds", seconds}}.dump());
+  auto ms = static_cast<int64_t>(std::ceil(seconds * 1000.0));
+  int64_t until_ms = started_ms + ms;
+  if (rec) {  // it had started before the run stopped: the deadline stands
+    started_ms = rec->started_ms;
+    nlohmann::json request = nlohmann::json::parse(rec->request_json, nullptr, false);
+    if (request.is_object()) until_ms = request.value("until_ms", until_ms);
+  } else {
+    core->emit(run, "step.started", key,
+               nlohmann::json{{"kind", "sleep"}, {"seconds", seconds}}.dump());
+  }
+  std::string request = nlohmann::json{{"seconds", seconds}, {"until_ms", until_ms}}.dump();
+  if (!rec && seconds >= kDurableSleepSeconds && core->store) {
+    StepRecord pending;
+    pending.run_id = run.id;
+    pending.step_key = key;
+    pending.kind = "sleep";
+    pending.request_json = request;
+    pending.status = "pending";
+    pending.started_ms = started_ms;
+    core->store->record_step(pending);
+  }
   std::weak_ptr<Task> weak = core->shared(t);
   Liveness::Watch token = core->alive.watch();
   uint64_t t0 = EventLoop::now_ns();
-  auto ms = static_cast<uint64_t>(std::ceil(seconds * 1000.0));
+  uint64_t delay = static_cast<uint64_t>(std::max<int64_t>(0, until_ms - unix_ms()));
   // The closure stays small (thousands of runs may sleep at once): the step is built when the
   // timer fires.
-  EventLoop::Id timer =
-      core->loop.add_timer(ms, [core, weak, token, key, seconds, started_ms, t0]() {
+  EventLoop::Id timer = core->loop.add_timer(
+      delay, [core, weak, token, key, request = std::move(request), started_ms, t0]() {
         if (token.gone()) return;
         auto task = weak.lock();
         if (!task || task->finished) return;
@@ -40,7 +74,7 @@ int prim_sleep(lua_State* L) {
         step.run_id = task->run->id;
         step.step_key = key;
         step.kind = "sleep";
-        step.request_json = nlohmann::json{{"seconds", seconds}}.dump();
+        step.request_json = request;
         step.started_ms = started_ms;
         step.finished_ms = unix_ms();
         step.latency_us = static_cast<int64_t>((EventLoop::now_ns() - t0) / 1000);

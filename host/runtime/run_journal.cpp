@@ -62,6 +62,48 @@ void Core::record_step(Run& run, StepRecord step, std::function<void()> on_recor
                      });
 }
 
+namespace {
+
+std::string short_hash(const std::string& hash) {
+  return hash.empty() ? "none" : hash.substr(0, 12) + "…";
+}
+
+}  // namespace
+
+const StepRecord* Core::served_step(lua_State* co, Run& run, const std::string& key,
+                                    const StepCall& call) {
+  if (run.journal.empty()) return nullptr;
+  auto it = run.journal.find(key);
+  if (it == run.journal.end()) return nullptr;
+  const StepRecord& rec = it->second;
+  std::string differs;
+  if (rec.kind != call.kind) {
+    differs = "the journal has a " + rec.kind + " step there; the script now makes a " + call.kind +
+              " call";
+  } else if (rec.agent != call.agent) {
+    differs = "the journal has " + rec.kind + " '" + rec.agent + "' there; the script now asks " +
+              call.kind + " '" + call.agent + "'";
+  } else if (rec.model != call.model) {
+    differs = "the journal has model " + rec.model + " there; the script now asks " + call.model;
+  } else if (!rec.request_hash.empty() && rec.request_hash != call.request_hash) {
+    differs = "the journal has another request there (sha256 " + short_hash(rec.request_hash) +
+              " recorded, " + short_hash(call.request_hash) + " now)";
+  }
+  if (!differs.empty()) {
+    // Never serve a recorded answer to another question: the run stops, whatever pcall does.
+    run.kill_reason = "resume: step " + key + " does not match the journal: " + differs +
+                      ". A changed workflow shifts its steps; guard changes with " +
+                      "troupe.patched(id) so that runs in flight keep the old path";
+    luaL_error(co, "%s", run.kill_reason.c_str());
+  }
+  if (rec.status == "pending") return &rec;  // a wait that had started: its primitive goes on
+  ++run.served;
+  ++run.steps;
+  run.input_tokens += rec.input_tokens;
+  run.output_tokens += rec.output_tokens;
+  return &rec;
+}
+
 void Core::finish_step(const std::shared_ptr<Task>& task, StepRecord step, Pusher push) {
   Run& run = *task->run;
   if (task->finished || run.done) {

@@ -13,6 +13,7 @@
 #include <random>
 #include <sstream>
 
+#include "core/digest.h"
 #include "core/json_text.h"
 #include "core/log.h"
 #include "core/utf8.h"
@@ -69,6 +70,7 @@ int64_t unix_ms() {
 
 Core::Core(EventLoop& loop_, Store* store_, ProviderResolver& providers_, RuntimeOptions options_)
     : loop(loop_), store(store_), providers(providers_), options(options_) {
+  owner = options.owner.empty() ? Store::new_owner_id() : options.owner;
   L = lua_newstate(&core_alloc, this);
   if (L == nullptr) throw std::runtime_error("cannot create the Lua state");
   luaL_openlibs(L);
@@ -122,6 +124,7 @@ Core::~Core() {
     ending.push_back(id);
   for (auto& id : ending)
     settle_run(id);
+  if (lease_timer_ != 0) loop.cancel_timer(lease_timer_);
   alive.end();
   if (store) {
     store->flush();
@@ -136,10 +139,8 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
   run->core = this;
   run->id = make_run_id();
   run->created_ms = unix_ms();
-  run->started_ns = EventLoop::now_ns();
   run->on_done = std::move(on_done);
   run->input_json = spec.input_json.empty() ? "{}" : log::redact(spec.input_json);
-  run->durability = options.durability;
   if (!spec.source_path.empty()) {
     std::error_code ec;
     std::filesystem::path abs = std::filesystem::absolute(spec.source_path, ec);
@@ -150,20 +151,124 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
     run->source = spec.chunk_name;
     run->workflow = spec.chunk_name;
   }
-  seed_rng(run->rng, std::hash<std::string>{}(run->id));  // deterministic per run id
-  runs[run->id] = run;
+  std::string error;
+  int chunk = load_chunk(spec, &run->script_hash, &error);
+  if (chunk != LUA_NOREF && spec.source_path.empty()) run->chunk_ref = chunk;  // not cached
+  run->epoch = 1;
   if (store) {
     store->create_run({run->id, run->workflow, run->source, run->input_json, "running", "", "",
-                       run->created_ms, 0});
+                       run->created_ms, 0, run->epoch, owner, unix_ms() + options.lease_ms, 0,
+                       run->script_hash, "", ""});
   }
   nlohmann::json started = {{"workflow", run->workflow}, {"source", run->source}};
   // Names, paths and errors come from the script: not always UTF-8, and the dump must not throw.
   emit(*run, "run.started", "", json_text(started));
+  launch(run, chunk, std::move(error));
+  return run->id;
+}
 
+std::string Core::resume(const ResumeSpec& spec, std::function<void(const RunOutcome&)> on_done,
+                         std::string* error) {
+  if (store == nullptr) {
+    *error = "resume needs a store: this host keeps no journal";
+    return "";
+  }
+  std::optional<RunRecord> record = store->get_run(spec.run_id);
+  if (!record) {
+    *error = "no run '" + spec.run_id + "' in the store";
+    return "";
+  }
+  if (runs.count(record->id)) {
+    *error = "run " + record->id + " is running in this process";
+    return "";
+  }
+  // The script: the file again when it is still there (a changed one only when allowed), else
+  // the text the store kept when the run started.
+  RunSpec script;
+  std::string current_hash;
+  bool from_file = false;
+  if (record->source != "<string>" && !record->source.empty()) {
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(record->source, ec)) {
+      script.source_path = record->source;
+      from_file = true;
+    }
+  }
+  if (from_file) {
+    std::string text;
+    if (!read_file(script.source_path, &text, error)) return "";
+    current_hash = sha256_hex(text);
+    if (!record->script_hash.empty() && current_hash != record->script_hash &&
+        !spec.allow_changed) {
+      *error = "run " + record->id + ": its script " + record->source +
+               " changed since the run started (sha256 " + record->script_hash.substr(0, 12) +
+               "…, now " + current_hash.substr(0, 12) +
+               "…); resume with --allow-changed to run the new script against the journal "
+               "(every served step is still checked against the call it makes)";
+      return "";
+    }
+  } else {
+    std::optional<std::string> text;
+    if (!record->script_hash.empty()) text = store->get_script(record->script_hash);
+    if (!text) {
+      *error = "run " + record->id + ": its script " + record->source +
+               " is gone and the store does not hold its text";
+      return "";
+    }
+    script.source = std::move(*text);
+    script.chunk_name = record->source;
+  }
+
+  ClaimOptions claim;
+  claim.owner = owner;
+  claim.now_ms = unix_ms();
+  claim.lease_until_ms = claim.now_ms + options.lease_ms;
+  claim.waiting_early = true;
+  claim.failed = spec.retry_failed;
+  std::string why;
+  std::optional<RunRecord> taken = store->claim_run(record->id, claim, &why);
+  if (!taken) {
+    *error = "run " + record->id + " cannot be resumed: " + why;
+    return "";
+  }
+
+  auto run = std::make_shared<Run>();
+  run->core = this;
+  run->id = taken->id;
+  run->workflow = taken->workflow;
+  run->source = taken->source;
+  run->input_json = taken->input_json.empty() ? "{}" : taken->input_json;
+  run->created_ms = taken->created_ms;
+  run->epoch = taken->epoch;
+  run->on_done = std::move(on_done);
+  if (from_file) {
+    std::error_code ec;
+    run->dir = std::filesystem::absolute(script.source_path, ec).parent_path().string();
+  }
+  for (StepRecord& step : store->get_steps(run->id)) {
+    if (step.status == "cancelled" || step.status == "pending") continue;
+    if (spec.retry_failed && step.status == "failed") continue;
+    std::string key = step.step_key;
+    run->journal.emplace(std::move(key), std::move(step));
+  }
+  std::string load_error;
+  int chunk = load_chunk(script, &run->script_hash, &load_error);
+  if (chunk != LUA_NOREF && !from_file) run->chunk_ref = chunk;
+  nlohmann::json resumed = {{"epoch", run->epoch},
+                            {"owner", owner},
+                            {"journal_steps", run->journal.size()},
+                            {"script_changed", run->script_hash != taken->script_hash}};
+  emit(*run, "run.resumed", "", json_text(resumed));
+  launch(run, chunk, std::move(load_error));
+  return run->id;
+}
+
+void Core::launch(const std::shared_ptr<Run>& run, int chunk, std::string error) {
+  run->started_ms = unix_ms();
+  run->started_ns = EventLoop::now_ns();
+  run->durability = options.durability;
+  runs[run->id] = run;
   run->mem_slot = memory.open_slot(options.limits.max_memory_bytes);
-  std::string error;
-  int chunk = load_chunk(spec, &error);
-  if (chunk != LUA_NOREF && spec.source_path.empty()) run->chunk_ref = chunk;  // not cached
   bool input_ok = true;
   if (chunk != LUA_NOREF) {
     // runner(chunk, env, input) on the root coroutine's stack; the input (workflow data, as
@@ -202,14 +307,35 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
       if (token.gone()) return;
       if (auto r = weak.lock()) finish_run(*r, "failed", "", error);
     });
-    return run->id;
+    return;
   }
   schedule(run->root, nullptr);
   set_live(run->id, true);
-  return run->id;
+  if (store && lease_timer_ == 0) {
+    Liveness::Watch token = alive.watch();
+    lease_timer_ = loop.add_timer(std::max<uint32_t>(options.lease_ms / 3, 1), [this, token] {
+      if (token.gone()) return;
+      lease_timer_ = 0;
+      renew_leases();
+    });
+  }
 }
 
-int Core::load_chunk(const RunSpec& spec, std::string* error) {
+void Core::renew_leases() {
+  if (runs.empty()) return;  // the next launch starts the timer again
+  const int64_t until = unix_ms() + options.lease_ms;
+  for (const auto& [id, run] : runs) {
+    if (!run->done) store->renew_lease(id, until);
+  }
+  Liveness::Watch token = alive.watch();
+  lease_timer_ = loop.add_timer(std::max<uint32_t>(options.lease_ms / 3, 1), [this, token] {
+    if (token.gone()) return;
+    lease_timer_ = 0;
+    renew_leases();
+  });
+}
+
+int Core::load_chunk(const RunSpec& spec, std::string* hash, std::string* error) {
   std::string source, chunkname;
   CachedChunk* cached = nullptr;
   if (!spec.source_path.empty()) {
@@ -228,6 +354,7 @@ int Core::load_chunk(const RunSpec& spec, std::string* error) {
     cached = &chunks_[key];
     if (cached->ref != LUA_NOREF && cached->mtime_ns == mtime &&
         cached->size == static_cast<uint64_t>(st.st_size)) {
+      *hash = cached->hash;
       return cached->ref;
     }
     if (!read_file(spec.source_path, &source, error)) return LUA_NOREF;
@@ -238,6 +365,11 @@ int Core::load_chunk(const RunSpec& spec, std::string* error) {
     source = spec.source;
     chunkname = "=" + spec.chunk_name;
   }
+  *hash = sha256_hex(source);
+  if (cached) cached->hash = *hash;
+  // The text is kept so that the run can be resumed, replayed or forked even once the file
+  // changed or is gone (runs from strings have no file at all).
+  if (store && saved_scripts_.insert(*hash).second) store->save_script(*hash, source);
   if (!source.empty() && source[0] == '\x1b') {
     *error = spec.source_path + ": precompiled Lua bytecode is not accepted";
     return LUA_NOREF;
@@ -274,7 +406,7 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   // The wall-clock end is the start plus the time measured on the monotonic clock: a clock
   // jump during the run cannot make its duration negative.
   int64_t finished_ms =
-      run.created_ms + static_cast<int64_t>((EventLoop::now_ns() - run.started_ns) / 1'000'000);
+      run.started_ms + static_cast<int64_t>((EventLoop::now_ns() - run.started_ns) / 1'000'000);
   luaL_unref(L, LUA_REGISTRYINDEX, run.env_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, run.chunk_ref);
   run.env_ref = run.chunk_ref = LUA_NOREF;
@@ -338,6 +470,10 @@ void Core::settle_run(const std::string& run_id) {
                          {"output_tokens", run.output_tokens},
                          {"duration_ms", end.finished_ms - run.created_ms}};
   if (!outcome.error.empty()) data["error"] = outcome.error;
+  if (run.epoch > 1) {
+    data["epoch"] = run.epoch;
+    data["served_steps"] = run.served;
+  }
   emit(run, "run.finished", "", json_text(data));
   if (store) store->forget_run(run_id);
   auto on_done = std::move(run.on_done);
@@ -356,6 +492,11 @@ Runtime::~Runtime() = default;
 
 std::string Runtime::start(const RunSpec& spec, std::function<void(const RunOutcome&)> on_done) {
   return core_->start(spec, std::move(on_done));
+}
+
+std::string Runtime::resume(const ResumeSpec& spec, std::function<void(const RunOutcome&)> on_done,
+                            std::string* error) {
+  return core_->resume(spec, std::move(on_done), error);
 }
 
 void Runtime::cancel(const std::string& run_id, const std::string& reason) {

@@ -53,6 +53,10 @@ enum class Durability {
 struct RuntimeOptions {
   RuntimeLimits limits;
   Durability durability = Durability::sync;
+  // How long this process's hold on a run it drives lasts unless renewed (every third of it):
+  // after a crash, another process may take the run over once this much time has passed.
+  uint32_t lease_ms = 30'000;
+  std::string owner;  // this process as an owner of runs; empty: Store::new_owner_id()
   // Where troupe.http may connect (config `http:`; the built-in deny list always applies).
   std::shared_ptr<const HttpPolicy> http_policy = std::make_shared<const HttpPolicy>();
 };
@@ -63,6 +67,16 @@ struct RunSpec {
   std::string source;
   std::string chunk_name = "<string>";
   std::string input_json = "{}";
+};
+
+// What resume is asked to do (docs/durability.md).
+struct ResumeSpec {
+  std::string run_id;  // a full id or a unique prefix
+  // The script changed since the run started: run the new one anyway against the journal
+  // (every served step is still checked against the call the new script makes).
+  bool allow_changed = false;
+  // Re-drive a failed run (a dead letter): its failed steps run again instead of being served.
+  bool retry_failed = false;
 };
 
 struct RunOutcome {
@@ -105,6 +119,14 @@ class Runtime {
   // Starts a run; returns its id. on_done runs once, on the loop thread, when it ends.
   // Failures to even start (unreadable file) are reported through on_done as well.
   std::string start(const RunSpec& spec, std::function<void(const RunOutcome&)> on_done);
+
+  // Takes over a run that no process drives any more (interrupted, parked, queued; failed with
+  // retry_failed) and runs its script again from the start, serving every step its journal
+  // holds instead of doing it again. Returns the run's id, or "" with *error (no such run, it
+  // runs elsewhere, it ended, its script changed or is gone) when it cannot be resumed; the
+  // run is then untouched. on_done as for start().
+  std::string resume(const ResumeSpec& spec, std::function<void(const RunOutcome&)> on_done,
+                     std::string* error);
 
   // Cancels a run: pending calls are cancelled, the run is recorded as cancelled. Any thread:
   // a run computing stops within one count-hook interval.

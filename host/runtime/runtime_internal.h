@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/liveness.h"
+#include "loop/event_loop.h"
 #include "runtime/lua_memory.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -69,6 +70,9 @@ struct Task {
   bool preempted = false;           // ... to let other runs use the loop
   bool finished = false;
   std::unique_ptr<Join> join;
+  // math.random's stream: seeded from the run id and the task's path, so each branch draws the
+  // same numbers on a resume whatever order the branches run in.
+  uint64_t rng[4] = {};
 
   std::string key(uint32_t n) const {
     return path.empty() ? std::to_string(n) : path + "/" + std::to_string(n);
@@ -96,6 +100,14 @@ class TaskTable {
 
 class Core;
 
+// What a primitive is about to do, to check a recorded step against (served_step).
+struct StepCall {
+  const char* kind;
+  std::string agent;
+  std::string model;
+  std::string request_hash;
+};
+
 struct Run {
   Core* core = nullptr;
   std::string id;
@@ -118,7 +130,13 @@ struct Run {
   bool cancelled = false;
   bool journal_failed = false;  // the store could not record one of its writes; it failed
   std::function<void(const RunOutcome&)> on_done;
-  uint64_t rng[4] = {};
+  int64_t epoch = 0;        // the run's epoch in this process (Store: ownership and fencing)
+  int64_t started_ms = 0;   // unix ms when this process started or resumed it
+  std::string script_hash;  // sha256_hex of the script it runs
+  // A resumed run: the steps recorded by its earlier epochs, by key. A call whose key is here
+  // is served from it (served_step) instead of running again.
+  std::unordered_map<std::string, StepRecord> journal;
+  uint64_t served = 0;  // steps served from the journal
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
   int steps = 0;
@@ -143,6 +161,9 @@ class Core {
   ~Core();
 
   std::string start(const RunSpec& spec, std::function<void(const RunOutcome&)> on_done);
+  // Runtime::resume (runtime.cpp).
+  std::string resume(const ResumeSpec& spec, std::function<void(const RunOutcome&)> on_done,
+                     std::string* error);
   // Any thread, while the core exists. A run busy computing stops at its next count hook;
   // the rest (pending calls, the record) happens on the loop, soon after.
   void cancel(const std::string& run_id, const std::string& reason);
@@ -169,6 +190,14 @@ class Core {
   void record_step(Run& run, StepRecord step, std::function<void()> on_recorded);
   void emit(Run& run, const char* type, const std::string& step_key, std::string data_json,
             bool persistent = true);
+  // A resumed run's call of step `key`: the step an earlier epoch recorded under it, which the
+  // primitive then serves instead of doing the work again, or null (nothing recorded, or a
+  // record that is not to be served: cancelled, pending, failed when re-driving a dead
+  // letter), when the call runs live. A record made by another kind of call, agent, model or
+  // request stops the run — kill_reason names the key, what was recorded and what the script
+  // asks now — and raises (run_journal.cpp).
+  const StepRecord* served_step(lua_State* co, Run& run, const std::string& key,
+                                const StepCall& call);
   std::shared_ptr<Task> shared(Task* t);
   // Why a limit or a cancel stopped the run ("" while it runs); notices a refused allocation
   // and a cancel asked from another thread first.
@@ -198,7 +227,8 @@ class Core {
   std::function<void(const RunEvent&)> listener;
   std::unordered_map<std::string, std::shared_ptr<Run>> runs;
   std::string default_model = "mock/mock-1";
-  Liveness alive;  // ended in ~Core; deferred callbacks check their Watch
+  Liveness alive;     // ended in ~Core; deferred callbacks check their Watch
+  std::string owner;  // this process, as the owner of the runs it drives
 
  private:
   friend class troupe::Runtime;
@@ -207,6 +237,10 @@ class Core {
     Pusher push;
   };
 
+  // Starts a run set up by start() or resume(): its root task runs chunk with the run's input.
+  void launch(const std::shared_ptr<Run>& run, int chunk, std::string error);
+  // Extends the lease of every run this process drives; runs every lease_ms / 3.
+  void renew_leases();
   void drive();
   void resume(const std::shared_ptr<Task>& task, Pusher push);
   void task_done(const std::shared_ptr<Task>& task, int nresults);
@@ -223,7 +257,9 @@ class Core {
   void settle_run(const std::string& run_id);
   void cancel_task(Task& task);
   void release(Task& task);
-  int load_chunk(const RunSpec& spec, std::string* error);
+  // Compiles the spec's script (files cached by path, size and mtime); *hash gets its sha256_hex
+  // and the store keeps its text (once per hash).
+  int load_chunk(const RunSpec& spec, std::string* hash, std::string* error);
   // The message of a failed coroutine (its error value is on top of task.co), with the
   // traceback; *error_ref gets a reference to a troupe error table for a branch's join.
   std::string error_text(Task& task, int status, int* error_ref);
@@ -250,7 +286,10 @@ class Core {
     int64_t mtime_ns = 0;
     uint64_t size = 0;
     int ref = LUA_NOREF;
+    std::string hash;
   };
+  std::unordered_set<std::string> saved_scripts_;  // hashes this process gave the store
+  EventLoop::Id lease_timer_ = 0;
   std::unordered_map<std::string, CachedChunk> chunks_;
   // Cancels asked from any thread, applied by the loop (and noticed early by the count hook).
   std::mutex cancel_mutex_;
@@ -285,7 +324,17 @@ const std::string* builtin_script(const std::string& module);
 
 int64_t unix_ms();
 
-// Seeds a run's xoshiro256** state from one number (splitmix64, as its authors recommend).
+// FNV-1a, 64 bits: a stable hash of short strings (the same in every build, unlike std::hash).
+inline uint64_t fnv1a64(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+// Seeds a task's xoshiro256** state from one number (splitmix64, as its authors recommend).
 inline void seed_rng(uint64_t rng[4], uint64_t seed) {
   for (int i = 0; i < 4; ++i) {
     seed += 0x9e3779b97f4a7c15ull;

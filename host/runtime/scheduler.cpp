@@ -71,6 +71,7 @@ std::shared_ptr<Task> Core::new_task(Run& run, Task* parent, int branch, const s
   t->parent = parent;
   t->branch = branch;
   t->path = path;
+  seed_rng(t->rng, fnv1a64(run.id + "/" + path));
   uint32_t previous = memory.current();
   memory.set_current(run.mem_slot);
   lua_State* co = lua_newthread(on);  // these two may raise: nothing is registered yet

@@ -32,6 +32,7 @@ from .errors import (
     RunCancelled,
     RunNotFound,
     StoreError,
+    ResumeRefused,
     TroupeError,
     WorkflowError,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "TroupeError",
     "ConfigError",
     "StoreError",
+    "ResumeRefused",
     "WorkflowError",
     "RunCancelled",
     "RunNotFound",

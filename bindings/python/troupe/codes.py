@@ -27,9 +27,15 @@ else:  # pragma: no cover - Debian 12 has 3.11
 class RunStatus(StrEnum):
     """The status of a run (``Run.status``, ``WorkflowError.status``, the ``status`` filter of
     ``Host.runs``). Steps in the store use the same names but ``running``: a step is recorded
-    when it ends."""
+    when it ends (a durable wait that has started is ``pending``). ``INTERRUPTED`` is read, not
+    stored: a run recorded as running whose process stopped renewing its lease (it crashed);
+    ``Host.resume`` takes it over. ``QUEUED`` waits for a worker; ``WAITING`` is parked on a
+    durable timer, approval or signal."""
 
+    QUEUED = "queued"
     RUNNING = "running"
+    WAITING = "waiting"
+    INTERRUPTED = "interrupted"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -39,6 +45,7 @@ class EventType(StrEnum):
     """The type of an :class:`~troupe.Event`."""
 
     RUN_STARTED = "run.started"
+    RUN_RESUMED = "run.resumed"
     STEP_STARTED = "step.started"
     STEP_FINISHED = "step.finished"
     JOIN_STARTED = "join.started"

@@ -1,6 +1,6 @@
 """troupe.errors: the exceptions troupe raises.
 
-The first three come from the native module (it raises them); the others are raised by the
+The first four come from the native module (it raises them); the others are raised by the
 package when a run did not succeed or a run id is unknown. All are :class:`TroupeError`.
 """
 
@@ -15,6 +15,9 @@ TroupeError = _troupe.TroupeError
 ConfigError = _troupe.ConfigError
 #: The store cannot be opened or read.
 StoreError = _troupe.StoreError
+#: A run that cannot be resumed (Host.resume): no such run, it runs in another process, it
+#: ended, or its script changed (resume with allow_changed=True).
+ResumeRefused = _troupe.ResumeRefused
 
 
 class WorkflowError(TroupeError):

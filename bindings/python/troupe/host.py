@@ -153,6 +153,16 @@ class Host:
         native = self._native.start("", source, name, _input_json(input))
         return Run(self, native, name)
 
+    def resume(self, run_id: str, *, allow_changed: bool = False) -> Run:
+        """Takes over a run no process drives any more (``interrupted``, ``waiting``,
+        ``queued``: like ``troupe resume``) and returns its :class:`Run` at once. The script
+        runs again from the start; every step its journal holds is served instead of being
+        done again (no model call is repeated or paid twice). A script changed since the run
+        started is refused unless ``allow_changed``; each served step is checked against the
+        call the script makes either way. Raises :class:`ResumeRefused` saying why."""
+        native = self._native.resume(run_id, allow_changed)
+        return Run(self, native, run_id)
+
     def runs(self, limit: int = 50, status: Optional[str] = None, workflow: Optional[str] = None) -> RunList:
         """Recent runs from the store, newest first (like ``troupe runs``); ``status`` (a
         :class:`RunStatus` or its string) and ``workflow`` (a name) filter them."""
