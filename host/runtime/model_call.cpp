@@ -155,7 +155,7 @@ int prim_chat(lua_State* L) {
         return 2;
       };
     }
-    core->schedule(core->shared(t), std::move(push));
+    core->serve(core->shared(t), c.key, std::move(push));
     return suspend_task(L, t);
   }
   std::weak_ptr<Task> weak = core->shared(t);

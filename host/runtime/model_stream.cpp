@@ -280,6 +280,7 @@ int prim_stream(lua_State* L) {
   s->key = c.key;
   if (c.served) {
     replay_served(*s, *c.served);
+    core->served_now(*t->run, c.key);
     return 1;
   }
 

@@ -128,7 +128,7 @@ int call(lua_State* L, const std::string& name) {
     nlohmann::json r = nlohmann::json::parse(rec->response_json, nullptr, false);
     bool ok = rec->status == "succeeded";
     std::string text = r.is_object() ? r.value("text", rec->error) : rec->error;
-    core->schedule(core->shared(t), [ok, text](lua_State* co) {
+    core->serve(core->shared(t), step.step_key, [ok, text](lua_State* co) {
       lua_pushboolean(co, ok);
       lua_pushlstring(co, text.data(), text.size());
       return 2;

@@ -260,7 +260,7 @@ int prim_http(lua_State* L) {
   std::string request_hash = sha256_hex(log::redact(json_text(asked)));
   if (const StepRecord* rec =
           core->served_step(L, run, key, StepCall{"http", "", "", request_hash})) {
-    core->schedule(core->shared(t), served_http(*rec, ex->options.request, key));
+    core->serve(core->shared(t), key, served_http(*rec, ex->options.request, key));
     return suspend_task(L, t);
   }
   StepRecord step;

@@ -30,7 +30,7 @@ int prim_sleep(lua_State* L) {
   // shorter, and a resumed run keeps the deadline it recorded.
   const StepRecord* rec = core->served_step(L, run, key, StepCall{"sleep", "", "", ""});
   if (rec && rec->status != "pending") {
-    core->schedule(core->shared(t), [](lua_State* co) {
+    core->serve(core->shared(t), key, [](lua_State* co) {
       lua_pushboolean(co, 1);
       return 1;
     });
@@ -41,19 +41,20 @@ int prim_sleep(lua_State* L) {
   int64_t until_ms = started_ms + ms;
   if (rec) {  // it had started before the run stopped: the deadline stands
     started_ms = rec->started_ms;
-    nlohmann::json request = nlohmann::json::parse(rec->request_json, nullptr, false);
-    if (request.is_object()) until_ms = request.value("until_ms", until_ms);
+    nlohmann::json pending = nlohmann::json::parse(rec->response_json, nullptr, false);
+    if (pending.is_object()) until_ms = pending.value("until_ms", until_ms);
   } else {
     core->emit(run, "step.started", key,
                nlohmann::json{{"kind", "sleep"}, {"seconds", seconds}}.dump());
   }
-  std::string request = nlohmann::json{{"seconds", seconds}, {"until_ms", until_ms}}.dump();
+  std::string request = nlohmann::json{{"seconds", seconds}}.dump();
   if (!rec && seconds >= kDurableSleepSeconds && core->store) {
     StepRecord pending;
     pending.run_id = run.id;
     pending.step_key = key;
     pending.kind = "sleep";
     pending.request_json = request;
+    pending.response_json = nlohmann::json{{"until_ms", until_ms}}.dump();  // the deadline
     pending.status = "pending";
     pending.started_ms = started_ms;
     core->store->record_step(pending);

@@ -104,6 +104,70 @@ const StepRecord* Core::served_step(lua_State* co, Run& run, const std::string& 
   return &rec;
 }
 
+namespace {
+
+// How long served answers may wait for one recorded before them that nobody asks for (a
+// changed script) before the wait is given up.
+constexpr uint64_t kDeliveryStallMs = 200;
+
+// Takes the turns that are due: held answers are scheduled, early ones skipped.
+void advance(Core& core, Run& run) {
+  for (;;) {
+    if (auto h = run.held.find(run.next_delivery); h != run.held.end()) {
+      if (auto task = h->second.task.lock()) core.schedule(task, std::move(h->second.push));
+      run.held.erase(h);
+    } else if (!run.delivered.erase(run.next_delivery)) {
+      return;
+    }
+    ++run.next_delivery;
+  }
+}
+
+}  // namespace
+
+void Core::serve(const std::shared_ptr<Task>& task, const std::string& key, Pusher push) {
+  Run& run = *task->run;
+  auto it = run.delivery_order.find(key);
+  if (it == run.delivery_order.end() || it->second < run.next_delivery) {
+    schedule(task, std::move(push));
+    return;
+  }
+  run.held.emplace(it->second, Ready{task, std::move(push)});
+  advance(*this, run);
+  if (run.held.empty() || run.stall_timer) return;
+  // A script that no longer asks for an earlier answer must not wait for it forever.
+  run.stall_timer = true;
+  run.delivery_checked = run.next_delivery;
+  Liveness::Watch token = alive.watch();
+  std::string run_id = run.id;
+  auto on_timer = std::make_shared<std::function<void()>>();
+  // The closure holds itself weakly; each armed timer holds it, so it goes with the last one.
+  *on_timer = [this, token, run_id, weak = std::weak_ptr(on_timer)] {
+    if (token.gone()) return;
+    auto r = runs.find(run_id);
+    if (r == runs.end()) return;
+    Run& stalled = *r->second;
+    stalled.stall_timer = false;
+    if (stalled.held.empty()) return;
+    if (stalled.next_delivery == stalled.delivery_checked) {
+      stalled.next_delivery = stalled.held.begin()->first;  // give up on the turns before it
+      advance(*this, stalled);
+    }
+    if (stalled.held.empty()) return;
+    stalled.stall_timer = true;
+    stalled.delivery_checked = stalled.next_delivery;
+    if (auto self = weak.lock()) loop.add_timer(kDeliveryStallMs, [self] { (*self)(); });
+  };
+  loop.add_timer(kDeliveryStallMs, [on_timer] { (*on_timer)(); });
+}
+
+void Core::served_now(Run& run, const std::string& key) {
+  auto it = run.delivery_order.find(key);
+  if (it == run.delivery_order.end() || it->second < run.next_delivery) return;
+  run.delivered.insert(it->second);
+  advance(*this, run);
+}
+
 void Core::finish_step(const std::shared_ptr<Task>& task, StepRecord step, Pusher push) {
   Run& run = *task->run;
   if (task->finished || run.done) {

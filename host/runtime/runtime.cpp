@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -156,9 +157,27 @@ std::string Core::start(const RunSpec& spec, std::function<void(const RunOutcome
   if (chunk != LUA_NOREF && spec.source_path.empty()) run->chunk_ref = chunk;  // not cached
   run->epoch = 1;
   if (store) {
-    store->create_run({run->id, run->workflow, run->source, run->input_json, "running", "", "",
-                       run->created_ms, 0, run->epoch, owner, unix_ms() + options.lease_ms, 0,
-                       run->script_hash, "", ""});
+    // Durable: the run starts once its record is committed, so that a crash never loses a run
+    // that has begun to act (async: at once; a crash may lose the run's whole tail).
+    Store::Done on_created;
+    if (options.durability == Durability::sync && chunk != LUA_NOREF) {
+      run->wait_for_record = true;
+      Liveness::Watch token = alive.watch();
+      EventLoop* lp = &loop;
+      std::string id = run->id;
+      on_created = [this, lp, token, id](bool ok) {
+        lp->post([this, token, id, ok] {
+          if (token.gone() || !ok) return;  // a failed write fails the run (journal_failed)
+          auto it = runs.find(id);
+          if (it != runs.end() && it->second->root && !it->second->done)
+            schedule(it->second->root, nullptr);
+        });
+      };
+    }
+    store->create_run(
+        {run->id, run->workflow, run->source, run->input_json, "running", "", "", run->created_ms,
+         0, run->epoch, owner, unix_ms() + options.lease_ms, 0, run->script_hash, "", ""},
+        std::move(on_created));
   }
   nlohmann::json started = {{"workflow", run->workflow}, {"source", run->source}};
   // Names, paths and errors come from the script: not always UTF-8, and the dump must not throw.
@@ -223,6 +242,9 @@ std::string Core::resume(const ResumeSpec& spec, std::function<void(const RunOut
   claim.owner = owner;
   claim.now_ms = unix_ms();
   claim.lease_until_ms = claim.now_ms + options.lease_ms;
+  // Its process died on this machine: no need to wait for its lease to run out.
+  if (record->status == "running" && Store::owner_is_gone(record->owner))
+    claim.now_ms = std::max(claim.now_ms, record->lease_until_ms + 1);
   claim.waiting_early = true;
   claim.failed = spec.retry_failed;
   std::string why;
@@ -245,9 +267,16 @@ std::string Core::resume(const ResumeSpec& spec, std::function<void(const RunOut
     std::error_code ec;
     run->dir = std::filesystem::absolute(script.source_path, ec).parent_path().string();
   }
-  for (StepRecord& step : store->get_steps(run->id)) {
-    if (step.status == "cancelled" || step.status == "pending") continue;
+  std::vector<StepRecord> steps = store->get_steps(run->id);
+  // The answers that resume tasks, in the order they were recorded: served in that order.
+  std::sort(steps.begin(), steps.end(),
+            [](const StepRecord& a, const StepRecord& b) { return a.seq < b.seq; });
+  for (StepRecord& step : steps) {
+    if (step.status == "cancelled") continue;
     if (spec.retry_failed && step.status == "failed") continue;
+    if (step.status != "pending" && step.kind != "now" && step.kind != "tool") {
+      run->delivery_order.emplace(step.step_key, static_cast<uint32_t>(run->delivery_order.size()));
+    }
     std::string key = step.step_key;
     run->journal.emplace(std::move(key), std::move(step));
   }
@@ -309,7 +338,7 @@ void Core::launch(const std::shared_ptr<Run>& run, int chunk, std::string error)
     });
     return;
   }
-  schedule(run->root, nullptr);
+  if (!run->wait_for_record) schedule(run->root, nullptr);
   set_live(run->id, true);
   if (store && lease_timer_ == 0) {
     Liveness::Watch token = alive.watch();

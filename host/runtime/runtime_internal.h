@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <lua.hpp>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -108,6 +109,12 @@ struct StepCall {
   std::string request_hash;
 };
 
+// A task to resume and what to push into it.
+struct Ready {
+  std::weak_ptr<Task> task;
+  Pusher push;
+};
+
 struct Run {
   Core* core = nullptr;
   std::string id;
@@ -136,7 +143,16 @@ struct Run {
   // A resumed run: the steps recorded by its earlier epochs, by key. A call whose key is here
   // is served from it (served_step) instead of running again.
   std::unordered_map<std::string, StepRecord> journal;
-  uint64_t served = 0;  // steps served from the journal
+  uint64_t served = 0;           // steps served from the journal
+  bool wait_for_record = false;  // the root starts once create_run is committed (sync)
+  // Served answers reach their tasks in the order the first run got them (Core::serve), so that
+  // whatever depends on who finished first (an agent's shared history) is the same again.
+  std::unordered_map<std::string, uint32_t> delivery_order;  // by step key
+  uint32_t next_delivery = 0;
+  std::map<uint32_t, Ready> held;          // answers waiting for their turn
+  std::unordered_set<uint32_t> delivered;  // turns taken out of order (streams)
+  uint32_t delivery_checked = 0;           // next_delivery when the stall timer was armed
+  bool stall_timer = false;
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
   int steps = 0;
@@ -198,6 +214,12 @@ class Core {
   // asks now — and raises (run_journal.cpp).
   const StepRecord* served_step(lua_State* co, Run& run, const std::string& key,
                                 const StepCall& call);
+  // Resumes task with a served step's answer, in the order the journal recorded the answers:
+  // at once when it is its turn, else once the answers recorded before it were delivered (or
+  // after a stall, when the script no longer asks for them).
+  void serve(const std::shared_ptr<Task>& task, const std::string& key, Pusher push);
+  // A served answer handed out without resuming a task (a stream's): its turn is taken.
+  void served_now(Run& run, const std::string& key);
   std::shared_ptr<Task> shared(Task* t);
   // Why a limit or a cancel stopped the run ("" while it runs); notices a refused allocation
   // and a cancel asked from another thread first.
@@ -232,11 +254,6 @@ class Core {
 
  private:
   friend class troupe::Runtime;
-  struct Ready {
-    std::weak_ptr<Task> task;
-    Pusher push;
-  };
-
   // Starts a run set up by start() or resume(): its root task runs chunk with the run's input.
   void launch(const std::shared_ptr<Run>& run, int chunk, std::string error);
   // Extends the lease of every run this process drives; runs every lease_ms / 3.

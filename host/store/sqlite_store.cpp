@@ -6,9 +6,11 @@
 // queue and the per-run accounting become a part both stores use.
 #include <sqlite3.h>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -208,8 +210,8 @@ const char* const kReadSql[] = {
     // Ids sharing a prefix form one contiguous range in the primary key's (binary) order.
     "SELECT id FROM runs WHERE id >= ?1 ORDER BY id",
     "SELECT run_id, step_key, kind, agent, model, request, response, status, error, "
-    "input_tokens, output_tokens, started_ms, finished_ms, latency_us, request_hash, epoch"
-    " FROM steps WHERE run_id = ?1 ORDER BY started_ms, rowid",
+    "input_tokens, output_tokens, started_ms, finished_ms, latency_us, request_hash, epoch,"
+    " rowid FROM steps WHERE run_id = ?1 ORDER BY started_ms, rowid",
     "SELECT seq, run_id, ts_ms, type, step_key, data FROM events"
     " WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     "SELECT run_id, reason FROM cancel_requests ORDER BY requested_ms",
@@ -324,9 +326,11 @@ void redact_write(Write& write) {
       clean(*t);
   } else if (auto* event = std::get_if<EventRecord>(&write)) {
     clean(event->data_json);
+  } else if (auto* script = std::get_if<ScriptText>(&write)) {
+    // A script that spells a key out is kept with the key redacted (its hash still names the
+    // text as written): a run resumed from the kept text sees the redacted value.
+    clean(script->text);
   }
-  // A script is kept as it was written: its hash must keep naming it (scripts hold no keys:
-  // they name the environment variables that do).
 }
 
 // Describes an op for error messages; no payloads, which could hold user data.
@@ -990,6 +994,8 @@ std::vector<StepRecord> SqliteStore::get_steps(const std::string& run_id) const 
     step.latency_us = sqlite3_column_int64(stmt, 13);
     step.request_hash = column_text(stmt, 14);
     step.epoch = sqlite3_column_int64(stmt, 15);
+    // INSERT OR REPLACE gives a replaced row a new rowid: it orders records by their last write.
+    step.seq = sqlite3_column_int64(stmt, 16);
     steps.push_back(std::move(step));
   }
   sqlite3_reset(stmt);
@@ -1129,6 +1135,19 @@ std::string Store::new_owner_id() {
   for (int i = 0; i < 6; ++i)
     tail += kHex[rd() & 15];
   return std::string(host) + ":" + std::to_string(::getpid()) + ":" + tail;
+}
+
+bool Store::owner_is_gone(const std::string& owner) {
+  size_t first = owner.find(':');
+  size_t second = first == std::string::npos ? first : owner.find(':', first + 1);
+  if (second == std::string::npos) return false;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0 || owner.compare(0, first, host) != 0) return false;
+  std::string pid_text = owner.substr(first + 1, second - first - 1);
+  if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+  return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
 std::unique_ptr<Store> Store::open(const std::string& path, const StoreOptions& options) {

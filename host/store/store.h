@@ -75,6 +75,7 @@ struct StepRecord {
   // What resume checks a served step against: a hash of the request as the script made it.
   std::string request_hash;
   int64_t epoch = 0;  // the epoch of the run that recorded it (set by the store)
+  int64_t seq = 0;    // as read: the order the records were written in (a later one is higher)
 };
 
 // Events are append-only; seq is assigned by the store, increasing per database.
@@ -216,6 +217,10 @@ class Store {
 
   // A name for this process as an owner of runs: host name, pid and a random part.
   static std::string new_owner_id();
+  // Whether `owner` (a new_owner_id()) was a process of this host that no longer exists: its
+  // runs may be taken over before their leases expire. False whenever in doubt (another host,
+  // a process that still exists, even if its pid was reused).
+  static bool owner_is_gone(const std::string& owner);
 };
 
 }  // namespace troupe

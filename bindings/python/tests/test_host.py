@@ -110,7 +110,8 @@ def test_run_takes_a_path_and_run_source_takes_lua_text(host, tmp_path):
 
 def test_codes_are_named_enums_equal_to_their_strings(host):
     RunStatus, EventType = troupe.RunStatus, troupe.EventType
-    assert [s.value for s in RunStatus] == ["running", "succeeded", "failed", "cancelled"]
+    assert [s.value for s in RunStatus] == [
+        "queued", "running", "waiting", "interrupted", "succeeded", "failed", "cancelled"]
     assert RunStatus.FAILED == "failed" and str(RunStatus.FAILED) == "failed"
     assert f"{EventType.STEP_FINISHED}" == "step.finished" and json.dumps([EventType.LOG]) == '["log"]'
     run = host.run(PR_REVIEW)

@@ -13,7 +13,7 @@ STUB = os.path.join(os.path.dirname(troupe.__file__), "_troupe.pyi")
 def test_the_public_names_come_from_the_package():
     assert set(troupe.__all__) == {
         "Host", "Run", "Event", "RunList", "RunDetails", "TroupeError", "ConfigError",
-        "StoreError", "WorkflowError", "RunCancelled", "RunNotFound", "tool_schema",
+        "StoreError", "ResumeRefused", "WorkflowError", "RunCancelled", "RunNotFound", "tool_schema",
         "RunStatus", "EventType"}
     for name in troupe.__all__:
         assert getattr(troupe, name) is not None, name
