@@ -18,6 +18,7 @@
 #include <variant>
 
 #include "core/log.h"
+#include "store/gc.h"
 #include "store/migrations.h"
 #include "store/store.h"
 
@@ -298,6 +299,12 @@ class SqliteStore final : public Store {
                                       int limit) const override;
   std::vector<CancelRequest> cancel_requests() const override;
   int schema_version() const override { return version_; }
+  // On a connection of its own, not the writer's (gc.cpp says why); this process's queued
+  // writes go first, so a run it has just finished counts.
+  GcResult delete_old_runs(const GcOptions& options) override {
+    flush();
+    return store_gc::delete_old_runs(path_, readonly_, options);
+  }
 
  private:
   void enqueue(Write write, Done done);
