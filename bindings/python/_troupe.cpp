@@ -32,6 +32,7 @@
 #include "api/run_json.h"
 #include "config/config.h"
 #include "config/input.h"
+#include "config/retention.h"
 #include "core/json_text.h"
 #include "core/log.h"
 #include "loop/event_loop.h"
@@ -474,6 +475,31 @@ class NativeHost {
     return dump(out);
   }
 
+  // Host.gc: deletes old runs by the CLI's rules (config/retention.h; a bad age or status is a
+  // ValueError). The store works on a connection of its own in short transactions, so this
+  // host's runs (and other processes') go on writing meanwhile; the GIL is released throughout.
+  py::dict gc(const std::optional<std::string>& older_than,
+              const std::vector<std::string>& statuses, bool dry_run) {
+    Store& s = store();
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    GcOptions request = retention_request(host().config().retention, older_than, statuses, dry_run,
+                                          now, "older_than");
+    GcResult result;
+    {
+      py::gil_scoped_release nogil;
+      result = s.delete_old_runs(request);
+    }
+    py::dict d;
+    d["runs"] = result.runs;
+    d["steps"] = result.steps;
+    d["events"] = result.events;
+    d["dry_run"] = dry_run;
+    d["cutoff_ms"] = request.cutoff_ms;
+    return d;
+  }
+
   std::vector<std::string> plugin_search_path() { return host().plugin_search_path(); }
 
   std::string plugins() {
@@ -756,6 +782,7 @@ PYBIND11_MODULE(_troupe, m) {
       .def("show", &NativeHost::show, py::arg("run_id"))
       .def("events", &NativeHost::events, py::arg("run_id"), py::arg("after") = 0,
            py::arg("limit") = 100000)
+      .def("gc", &NativeHost::gc, py::arg("older_than"), py::arg("statuses"), py::arg("dry_run"))
       .def("plugins", &NativeHost::plugins)
       .def("plugin_search_path", &NativeHost::plugin_search_path)
       .def_property_readonly("store_path", &NativeHost::store_path)

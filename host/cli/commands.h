@@ -1,14 +1,16 @@
 // commands.h: the troupe subcommands and their options (parsed in main.cpp).
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace troupe::cli {
 
 // Exit codes, documented in the README.
 enum Exit : int {
   kOk = 0,
-  kRunFailed = 1,  // the workflow failed or was cancelled
+  kRunFailed = 1,  // the workflow failed or was cancelled; troupe gc could not finish
   kUsage = 2,      // bad arguments, config, input, workflow file, unknown run
   kInternal = 70,  // a bug: an unexpected error escaped a command (sysexits' EX_SOFTWARE)
   kInterrupted = 130,
@@ -41,8 +43,17 @@ struct CancelArgs {
   int wait_s = 10;
 };
 
+struct GcArgs {
+  // "30d", "12h", ...; none: the config's retention.older_than.
+  std::optional<std::string> older_than;
+  // Empty: the config's retention.status, else every ended status.
+  std::vector<std::string> statuses;
+  bool dry_run = false;
+};
+
 int cmd_run(const Common& common, const RunArgs& args);
 int cmd_cancel(const Common& common, const CancelArgs& args);
+int cmd_gc(const Common& common, const GcArgs& args);
 int cmd_runs(const Common& common, const ListArgs& args);
 int cmd_show(const Common& common, const std::string& run_id);
 int cmd_events(const Common& common, const std::string& run_id, bool follow);

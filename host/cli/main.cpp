@@ -58,6 +58,17 @@ int main(int argc, char** argv) {
   cancel->add_option("--wait-s", cancel_args.wait_s, "How long to wait for the run to end")
       ->check(CLI::PositiveNumber);
 
+  GcArgs gc_args;
+  std::string older_than;
+  auto* gc = app.add_subcommand(
+      "gc", "Delete ended runs that finished longer ago than an age, with their steps and events");
+  gc->add_option("--older-than", older_than,
+                 "Age: 30d, 12h, 90m or 45s (default: the config's retention.older_than)");
+  gc->add_option("--status", gc_args.statuses,
+                 "Only runs with this status: succeeded, failed or cancelled (repeatable; "
+                 "default: the config's retention.status, else all three)");
+  gc->add_flag("--dry-run", gc_args.dry_run, "Count what would be deleted; delete nothing");
+
   auto* plugins = app.add_subcommand("plugins", "List the plugins on the search path");
   auto* version = app.add_subcommand("version", "Print versions of troupe and what it is built on");
 
@@ -78,6 +89,10 @@ int main(int argc, char** argv) {
       return cmd_cancel(common, cancel_args);
     }
     if (*events) return cmd_events(common, run_id, follow);
+    if (*gc) {
+      if (gc->count("--older-than") > 0) gc_args.older_than = older_than;  // even "": refused
+      return cmd_gc(common, gc_args);
+    }
     if (*plugins) return cmd_plugins(common);
     if (*version) return cmd_version(common);
   } catch (const std::exception& e) {

@@ -9,6 +9,7 @@
 
 #include "config/bounded_read.h"
 #include "config/document.h"
+#include "config/retention.h"
 
 #include "core/utf8.h"
 
@@ -107,7 +108,7 @@ Config from_document(const Document& parsed, const std::string& file) {
   }
   r.check_keys(doc, "",
                {"store", "plugin_path", "providers", "fallback_provider", "default_model",
-                "durability", "lease_s", "limits", "http"});
+                "durability", "lease_s", "limits", "http", "retention"});
   if (doc.contains("store")) c.store_path = relative_to(dir, r.string(doc["store"], "store"));
   if (doc.contains("plugin_path")) {
     const json& pp = doc["plugin_path"];
@@ -204,6 +205,42 @@ Config from_document(const Document& parsed, const std::string& file) {
       }
     }
     c.runtime.http_policy = std::move(policy);
+  }
+  if (doc.contains("retention")) {
+    const json& ret = r.object(doc["retention"], "retention");
+    r.check_keys(ret, "retention", {"older_than", "status"});
+    if (ret.contains("older_than")) {
+      // A string even in YAML ("30d"); a bare number would leave its unit to a guess.
+      const json& age = ret["older_than"];
+      if (!age.is_string()) {
+        r.fail("retention.older_than",
+               std::string("expected a duration such as 30d, 12h, 90m or 45s, got ") +
+                   json_type_name(age));
+      }
+      c.retention.older_than = age.get<std::string>();
+      try {
+        c.retention.older_than_ms = parse_retention_ms(c.retention.older_than);
+      } catch (const std::invalid_argument& e) {
+        r.fail("retention.older_than", e.what());
+      }
+    }
+    if (ret.contains("status")) {
+      const json& statuses = ret["status"];
+      if (!statuses.is_array() || statuses.empty()) {
+        r.fail("retention.status",
+               "expected a list of one or more of succeeded, failed, cancelled");
+      }
+      for (size_t i = 0; i < statuses.size(); ++i) {
+        std::string at = "retention.status[" + std::to_string(i) + "]";
+        std::string status = r.string(statuses[i], at);
+        try {
+          check_retention_status(status);
+        } catch (const std::invalid_argument& e) {
+          r.fail(at, e.what());
+        }
+        c.retention.statuses.push_back(std::move(status));
+      }
+    }
   }
   if (doc.contains("providers")) {
     const json& ps = r.object(doc["providers"], "providers");

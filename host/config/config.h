@@ -15,8 +15,13 @@
 // most 1 MiB; duplicate and unknown keys, values of the wrong type and numbers past a limit
 // are errors naming the file, line, column and key; YAML aliases are expanded with a budget
 // and may not refer to themselves.
+//
+// `retention: { older_than: 30d, status: [failed, cancelled] }` is the default of `troupe gc`:
+// ended runs that finished longer ago than `older_than` (a whole number of d, h, m or s) are
+// deleted, only those of the listed statuses when `status` is given (config/retention.h).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -40,6 +45,13 @@ struct ProviderConfig {
   std::map<std::string, std::string> secret_env;  // secret name -> environment variable
 };
 
+// `retention:` — what `troupe gc` (and Host.gc in Python) deletes when not told otherwise.
+struct RetentionConfig {
+  std::string older_than;             // as written ("30d"); empty = not set
+  int64_t older_than_ms = 0;          // older_than in milliseconds
+  std::vector<std::string> statuses;  // `status:`; empty = every ended status
+};
+
 struct Config {
   std::string path;  // the file it came from; empty for defaults
   std::string store_path = ".troupe/troupe.db";
@@ -50,6 +62,7 @@ struct Config {
   std::string fallback_provider;
   std::string default_model = "mock/mock-1";
   RuntimeOptions runtime;
+  RetentionConfig retention;
 };
 
 // The configuration with nothing configured: every provider name served by the mock plugin.

@@ -25,6 +25,7 @@
 #include <variant>
 
 #include "core/log.h"
+#include "store/gc.h"
 #include "store/migrations.h"
 #include "store/store.h"
 
@@ -409,6 +410,12 @@ class SqliteStore final : public Store {
   std::vector<std::string> claimable_runs(int64_t now_ms, int limit) const override;
   std::optional<std::string> get_script(const std::string& hash) const override;
   int schema_version() const override { return version_; }
+  // On a connection of its own, not the writer's (gc.cpp says why); this process's queued
+  // writes go first, so a run it has just finished counts.
+  GcResult delete_old_runs(const GcOptions& options) override {
+    flush();
+    return store_gc::delete_old_runs(path_, readonly_, options);
+  }
 
  private:
   void enqueue(Write write, Done done);

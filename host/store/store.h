@@ -128,6 +128,28 @@ struct RunFilter {
   std::string workflow;  // empty = any
 };
 
+// Which old runs delete_old_runs() removes (troupe gc), and how it paces itself.
+struct GcOptions {
+  // Runs that finished before this time (unix epoch milliseconds) go.
+  int64_t cutoff_ms = 0;
+  // Of "succeeded", "failed", "cancelled"; empty = all three. Runs in any other status
+  // ("running", or one a newer build writes) are never deleted.
+  std::vector<std::string> statuses;
+  // Count what would go, delete nothing.
+  bool dry_run = false;
+  // What one transaction deletes at most: runs, and steps + events. Each transaction holds the
+  // store's write lock, so these bound how long another writer can wait (tests make them small).
+  size_t batch_runs = 200;
+  size_t batch_rows = 5000;
+};
+
+// What delete_old_runs() deleted (or, in a dry run, would delete).
+struct GcResult {
+  uint64_t runs = 0;
+  uint64_t steps = 0;
+  uint64_t events = 0;
+};
+
 class Store {
  public:
   // Opens (creating folders and the file as needed) and migrates the schema to the newest
@@ -213,6 +235,17 @@ class Store {
   virtual std::optional<std::string> get_script(const std::string& hash) const = 0;
   // The cancels asked and not yet applied, oldest first.
   virtual std::vector<CancelRequest> cancel_requests() const = 0;
+
+  // --- retention (troupe gc): any thread; blocks until done.
+  // Deletes the ended runs that finished before options.cutoff_ms, with their steps, events
+  // and cancel requests, oldest first, in short transactions of a few hundred runs on a
+  // connection of its own, pausing between them so that writers of this and other processes
+  // keep committing. Writes queued in this process before the call are committed first. Safe
+  // while other processes write to the store. A dry run only counts (and works on a store
+  // opened read-only). Throws StoreError (naming what was deleted before the failure) when a
+  // transaction fails, e.g. because another connection held the write lock past the busy
+  // timeout; an unknown status in options.statuses is a StoreError before anything is touched.
+  virtual GcResult delete_old_runs(const GcOptions& options) = 0;
   virtual int schema_version() const = 0;
 
   // A name for this process as an owner of runs: host name, pid and a random part.

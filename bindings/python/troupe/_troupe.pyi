@@ -1,7 +1,7 @@
 # _troupe.pyi: types of the native module troupe._troupe (bindings/python/_troupe.cpp).
 # The package wraps it; this is its internal interface, kept in step with the .cpp by
 # tests/test_package.py (the names here and the module's must match).
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 version: str
 
@@ -45,6 +45,10 @@ class NativeHost:
     def runs(self, limit: int, status: str, workflow: str) -> str: ...
     def show(self, run_id: str) -> Optional[str]: ...
     def events(self, run_id: str, after: int = 0, limit: int = 100000) -> str: ...
+    # Deletes (dry_run: counts) old ended runs: {runs, steps, events, dry_run, cutoff_ms}.
+    # older_than None / statuses []: the configuration's retention. ValueError on a bad one.
+    def gc(self, older_than: Optional[str], statuses: List[str],
+           dry_run: bool) -> Dict[str, Union[int, bool]]: ...
     def plugins(self) -> str: ...
     def plugin_search_path(self) -> List[str]: ...
     @property

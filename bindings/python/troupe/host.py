@@ -9,7 +9,7 @@ import json
 import os
 import tempfile
 import weakref
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from . import _troupe
 from .details import RunDetails, RunList, natural_key
@@ -182,6 +182,33 @@ class Host:
         """The run's stored events (text deltas are not stored), in order."""
         run = self.show(run_id)
         return [event_from_stored(e) for e in json.loads(self._native.events(run["id"], 0, 1000000))]
+
+    # --- retention
+    def gc(self, older_than: Optional[str] = "30d",
+           status: "str | Iterable[str] | None" = None,
+           dry_run: bool = False) -> Dict[str, Any]:
+        """Deletes the ended runs (succeeded, failed or cancelled, never running ones) that
+        finished longer ago than ``older_than`` — ``"30d"``, ``"12h"``, ``"90m"``, ``"45s"`` —
+        with their steps and events, like ``troupe gc``. ``older_than=None`` takes the
+        configuration's ``retention.older_than`` (``ValueError`` when it sets none).
+        ``status``: one status or several (a :class:`RunStatus` or its string) to delete only
+        those; None: the configuration's ``retention.status``, else all three. ``dry_run``:
+        count, delete nothing.
+
+        Safe while this host or other processes run workflows on the same store: it deletes in
+        short transactions and pauses between them. Returns ``{"runs", "steps", "events",
+        "dry_run", "cutoff_ms"}`` (what was, or would be, deleted; runs that finished before
+        ``cutoff_ms``, unix milliseconds). Raises ``ValueError`` for a bad age or status and
+        :class:`StoreError` when the store fails (what was deleted before stays deleted)."""
+        if older_than is not None and not isinstance(older_than, str):
+            raise TypeError("older_than must be a duration such as '30d', '12h', '90m' or '45s'")
+        if status is None:
+            statuses: List[str] = []
+        elif isinstance(status, str):
+            statuses = [str(status)]
+        else:
+            statuses = [str(s) for s in status]
+        return dict(self._native.gc(older_than, statuses, bool(dry_run)))
 
     # --- Python tools
     def tool(self, fn: Optional[Callable] = None, *, name: Optional[str] = None,
