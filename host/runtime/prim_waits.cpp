@@ -62,7 +62,10 @@ int prim_sleep(lua_State* L) {
   std::weak_ptr<Task> weak = core->shared(t);
   Liveness::Watch token = core->alive.watch();
   uint64_t t0 = EventLoop::now_ns();
-  uint64_t delay = static_cast<uint64_t>(std::max<int64_t>(0, until_ms - unix_ms()));
+  // A live sleep is timed on the monotonic clock (a wall-clock jump does not stretch it); a
+  // resumed one waits for what is left until its recorded deadline, never more than it asked.
+  uint64_t delay = static_cast<uint64_t>(
+      rec ? std::clamp<int64_t>(until_ms - unix_ms(), 0, ms) : ms);
   // The closure stays small (thousands of runs may sleep at once): the step is built when the
   // timer fires.
   EventLoop::Id timer = core->loop.add_timer(

@@ -1,0 +1,62 @@
+# test_resume.py: Host.resume — a run whose process was killed is taken over from Python and
+# ends as it would have, its journaled steps served; runs that cannot be resumed say why.
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import troupe
+from conftest import PYTHON, lua, mock_config
+
+WORKFLOW = lua('''
+  local writer = troupe.agent{ name = "writer", model = "mock/m1" }
+  local out = {}
+  for i = 1, 6 do out[#out + 1] = writer:ask("part " .. i) end
+  return out''', name="resumable")
+
+# A child process runs the workflow on the same store, then is killed mid-way.
+CHILD = '''
+import json, sys, troupe
+host = troupe.Host(json.loads(sys.argv[1]))
+run = host.run_source(sys.argv[2], name="resumable")
+print(run.id, flush=True)
+run.wait()
+'''
+
+
+def test_a_killed_run_is_resumed_from_python_and_serves_its_journal(tmp_path):
+    config = mock_config(tmp_path, latency_ms=150)
+    child = subprocess.Popen([PYTHON, "-c", CHILD, json.dumps(config), WORKFLOW],
+                             stdout=subprocess.PIPE, text=True)
+    run_id = child.stdout.readline().strip()
+    with troupe.Host(config) as host:
+        deadline = time.monotonic() + 30
+        while len(host.show(run_id)["steps"]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        journaled = len(host.show(run_id)["steps"])
+        assert 2 <= journaled < 6
+        run = host.resume(run_id)
+        output = run.result(timeout=60)
+        assert output == [f"{i}" for i in output]  # strings, one per part
+        assert len(output) == 6
+        events = [e.type for e in host.events(run_id)]
+        assert troupe.EventType.RUN_RESUMED in events
+        finished = [e for e in host.events(run_id) if e.type == "run.finished"][-1]
+        assert finished.data["served_steps"] == journaled
+        assert finished.data["epoch"] == 2
+        assert host.show(run_id)["status"] == "succeeded"
+
+
+def test_a_run_that_ended_is_refused_with_the_reason(host):
+    run = host.run_source(WORKFLOW, name="resumable")
+    run.result(timeout=30)
+    with pytest.raises(troupe.ResumeRefused, match="it has ended \\(succeeded\\)"):
+        host.resume(run.id)
+    with pytest.raises(troupe.ResumeRefused, match="no run 'nope'"):
+        host.resume("nope")
