@@ -216,9 +216,14 @@ int cmd_events(const Common& common, const std::string& id, bool follow) {
     if (!follow || finished) break;
     if (events.empty()) {
       auto current = store->get_run(run->id);
-      if (current && current->status != "running") {
-        // The run ended. Its run.finished event may commit a moment after the status (the
-        // writer can split them across two transactions): give it a few polls, then stop.
+      // Queued, running and waiting runs go on; an interrupted one may be resumed later, but
+      // nothing drives it now.
+      bool over = current && current->status != "running" && current->status != "queued" &&
+                  current->status != "waiting";
+      if (over) {
+        // The run ended (or was interrupted). Its run.finished event may commit a moment after the
+        // status (the writer can split them across two transactions): give it a few polls, then
+        // stop.
         if (store->get_events(run->id, after, 1).empty() && ++polls_after_end > 5) break;
         if (polls_after_end == 0) continue;
       }

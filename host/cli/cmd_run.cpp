@@ -143,6 +143,24 @@ int cmd_run(const Common& common, const RunArgs& args) {
     return kUsage;
   }
 
+  if (args.detach) {
+    RunSpec queued;
+    queued.source_path = args.workflow;
+    queued.input_json = input;
+    std::string error;
+    std::string id = host->runtime().submit(queued, &error);
+    if (id.empty()) {
+      std::fprintf(stderr, "troupe: %s\n", error.c_str());
+      return kUsage;
+    }
+    if (common.json) {
+      std::printf("%s\n", json{{"run_id", id}, {"status", "queued"}}.dump(2).c_str());
+    } else {
+      std::printf("%s\n", id.c_str());
+    }
+    return kOk;
+  }
+
   bool live = !args.quiet && !common.json && is_terminal(STDERR_FILENO);
   Progress progress(err_style, live);
   RunSpec spec;

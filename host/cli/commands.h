@@ -28,6 +28,19 @@ struct RunArgs {
   bool quiet = false;
   std::string resume_id;       // troupe resume: the run to take over (workflow and input unused)
   bool allow_changed = false;  // troupe resume --allow-changed
+  bool detach = false;         // troupe run --detach: queue it for a worker, print its id
+};
+
+struct WorkerArgs {
+  int concurrency = 16;  // runs driven at once
+  int poll_ms = 500;     // how often the store is asked for runs to take
+  bool once = false;     // exit when nothing is left to take and every run taken has ended
+  int max_runs = 0;      // exit after this many runs ended (0: never)
+};
+
+struct WaitArgs {
+  std::string run_id;
+  int timeout_s = 0;  // 0: no limit
 };
 
 struct ListArgs {
@@ -53,6 +66,9 @@ struct GcArgs {
 
 int cmd_run(const Common& common, const RunArgs& args);
 int cmd_cancel(const Common& common, const CancelArgs& args);
+int cmd_worker(const Common& common, const WorkerArgs& args);
+int cmd_status(const Common& common, const std::string& run_id);
+int cmd_wait(const Common& common, const WaitArgs& args);
 int cmd_gc(const Common& common, const GcArgs& args);
 int cmd_runs(const Common& common, const ListArgs& args);
 int cmd_show(const Common& common, const std::string& run_id);

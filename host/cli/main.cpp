@@ -23,6 +23,29 @@ int main(int argc, char** argv) {
   run->add_option("workflow", run_args.workflow, "The workflow's Lua file")->required();
   run->add_option("-i,--input", run_args.input, "Input as JSON text, or @file.json");
   run->add_flag("-q,--quiet", run_args.quiet, "No progress or log lines, only the result");
+  run->add_flag("-d,--detach", run_args.detach,
+                "Queue the run for a worker (troupe worker) and print its id at once");
+
+  std::string run_id;  // status, show, events
+  WorkerArgs worker_args;
+  auto* worker = app.add_subcommand(
+      "worker", "Drive queued, interrupted and due runs of the store until stopped");
+  worker->add_option("--concurrency", worker_args.concurrency, "Runs driven at once")
+      ->check(CLI::Range(1, 10000));
+  worker->add_option("--poll-ms", worker_args.poll_ms, "How often to look for runs to take")
+      ->check(CLI::Range(10, 3'600'000));
+  worker->add_flag("--once", worker_args.once,
+                   "Exit once nothing is left to take and every run taken has ended");
+  worker->add_option("--max-runs", worker_args.max_runs, "Exit after this many runs ended")
+      ->check(CLI::NonNegativeNumber);
+
+  auto* status = app.add_subcommand("status", "Where a run is: status, owner, epoch, steps");
+  status->add_option("run", run_id, "Run id (or a unique prefix of it)")->required();
+  WaitArgs wait_args;
+  auto* wait = app.add_subcommand("wait", "Wait until a run ends, then print its result");
+  wait->add_option("run", wait_args.run_id, "Run id (or a unique prefix of it)")->required();
+  wait->add_option("--timeout", wait_args.timeout_s, "Give up after this many seconds (exit 1)")
+      ->check(CLI::NonNegativeNumber);
 
   auto* resume = app.add_subcommand(
       "resume", "Take over an interrupted run: re-run its script, serving finished steps");
@@ -39,7 +62,6 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"running", "succeeded", "failed", "cancelled"}));
   runs->add_option("--workflow", list_args.workflow, "Only runs of this workflow");
 
-  std::string run_id;
   auto* show = app.add_subcommand("show", "Show a run: its steps, tokens, durations and output");
   show->add_option("run", run_id, "Run id (or a unique prefix of it)")->required();
 
@@ -82,6 +104,9 @@ int main(int argc, char** argv) {
   // else that escapes is a bug, reported as one instead of an abort.
   try {
     if (*run || *resume) return cmd_run(common, run_args);
+    if (*worker) return cmd_worker(common, worker_args);
+    if (*status) return cmd_status(common, run_id);
+    if (*wait) return cmd_wait(common, wait_args);
     if (*runs) return cmd_runs(common, list_args);
     if (*show) return cmd_show(common, run_id);
     if (*cancel) {

@@ -206,7 +206,11 @@ std::string Core::resume(const ResumeSpec& spec, std::function<void(const RunOut
   RunSpec script;
   std::string current_hash;
   bool from_file = false;
-  if (record->source != "<string>" && !record->source.empty()) {
+  // A queued run has not started: it runs the script as it was submitted, kept by the store.
+  std::optional<std::string> submitted;
+  if (record->status == "queued" && !record->script_hash.empty())
+    submitted = store->get_script(record->script_hash);
+  if (!submitted && record->source != "<string>" && !record->source.empty()) {
     std::error_code ec;
     if (std::filesystem::is_regular_file(record->source, ec)) {
       script.source_path = record->source;
@@ -227,8 +231,8 @@ std::string Core::resume(const ResumeSpec& spec, std::function<void(const RunOut
       return "";
     }
   } else {
-    std::optional<std::string> text;
-    if (!record->script_hash.empty()) text = store->get_script(record->script_hash);
+    std::optional<std::string> text = std::move(submitted);
+    if (!text && !record->script_hash.empty()) text = store->get_script(record->script_hash);
     if (!text) {
       *error = "run " + record->id + ": its script " + record->source +
                " is gone and the store does not hold its text";
@@ -245,7 +249,7 @@ std::string Core::resume(const ResumeSpec& spec, std::function<void(const RunOut
   // Its process died on this machine: no need to wait for its lease to run out.
   if (record->status == "running" && Store::owner_is_gone(record->owner))
     claim.now_ms = std::max(claim.now_ms, record->lease_until_ms + 1);
-  claim.waiting_early = true;
+  claim.waiting_early = !spec.only_due;
   claim.failed = spec.retry_failed;
   std::string why;
   std::optional<RunRecord> taken = store->claim_run(record->id, claim, &why);
@@ -263,9 +267,9 @@ std::string Core::resume(const ResumeSpec& spec, std::function<void(const RunOut
   run->created_ms = taken->created_ms;
   run->epoch = taken->epoch;
   run->on_done = std::move(on_done);
-  if (from_file) {
-    std::error_code ec;
-    run->dir = std::filesystem::absolute(script.source_path, ec).parent_path().string();
+  if (record->source != "<string>" && !record->source.empty()) {
+    std::error_code ec;  // require() looks next to the workflow's file, even for kept text
+    run->dir = std::filesystem::absolute(record->source, ec).parent_path().string();
   }
   std::vector<StepRecord> steps = store->get_steps(run->id);
   // The answers that resume tasks, in the order they were recorded: served in that order.
@@ -290,6 +294,37 @@ std::string Core::resume(const ResumeSpec& spec, std::function<void(const RunOut
   emit(*run, "run.resumed", "", json_text(resumed));
   launch(run, chunk, std::move(load_error));
   return run->id;
+}
+
+std::string Core::submit(const RunSpec& spec, std::string* error) {
+  if (store == nullptr) {
+    *error = "a queued run needs a store: this host keeps no journal";
+    return "";
+  }
+  RunRecord record;
+  int chunk = load_chunk(spec, &record.script_hash, error);
+  if (chunk == LUA_NOREF) return "";
+  if (spec.source_path.empty()) luaL_unref(L, LUA_REGISTRYINDEX, chunk);  // files stay cached
+  record.id = make_run_id();
+  record.created_ms = unix_ms();
+  record.input_json = spec.input_json.empty() ? "{}" : log::redact(spec.input_json);
+  record.status = "queued";
+  if (!spec.source_path.empty()) {
+    std::error_code ec;
+    record.source = spec.source_path;
+    record.workflow = std::filesystem::absolute(spec.source_path, ec).stem().string();
+  } else {
+    record.source = record.workflow = spec.chunk_name;
+  }
+  store->create_run(record);
+  store->flush();  // queued means recorded: a worker may look at once
+  if (!store->run_writes(record.id).error.empty()) {
+    *error = store->run_writes(record.id).error;
+    store->forget_run(record.id);
+    return "";
+  }
+  store->forget_run(record.id);
+  return record.id;
 }
 
 void Core::launch(const std::shared_ptr<Run>& run, int chunk, std::string error) {
@@ -521,6 +556,10 @@ Runtime::~Runtime() = default;
 
 std::string Runtime::start(const RunSpec& spec, std::function<void(const RunOutcome&)> on_done) {
   return core_->start(spec, std::move(on_done));
+}
+
+std::string Runtime::submit(const RunSpec& spec, std::string* error) {
+  return core_->submit(spec, error);
 }
 
 std::string Runtime::resume(const ResumeSpec& spec, std::function<void(const RunOutcome&)> on_done,

@@ -77,6 +77,8 @@ struct ResumeSpec {
   bool allow_changed = false;
   // Re-drive a failed run (a dead letter): its failed steps run again instead of being served.
   bool retry_failed = false;
+  // A worker's take: a parked run only once it is due (an explicit resume takes it at once).
+  bool only_due = false;
 };
 
 struct RunOutcome {
@@ -127,6 +129,11 @@ class Runtime {
   // run is then untouched. on_done as for start().
   std::string resume(const ResumeSpec& spec, std::function<void(const RunOutcome&)> on_done,
                      std::string* error);
+
+  // Queues a run for a worker (troupe run --detach): the script is compiled (a syntax error is
+  // refused here) and kept, the run recorded as queued; nothing runs in this process. Returns
+  // the run's id, or "" with *error. A worker takes it with resume().
+  std::string submit(const RunSpec& spec, std::string* error);
 
   // Cancels a run: pending calls are cancelled, the run is recorded as cancelled. Any thread:
   // a run computing stops within one count-hook interval.

@@ -177,9 +177,10 @@ class Core {
   ~Core();
 
   std::string start(const RunSpec& spec, std::function<void(const RunOutcome&)> on_done);
-  // Runtime::resume (runtime.cpp).
+  // Runtime::resume and Runtime::submit (runtime.cpp).
   std::string resume(const ResumeSpec& spec, std::function<void(const RunOutcome&)> on_done,
                      std::string* error);
+  std::string submit(const RunSpec& spec, std::string* error);
   // Any thread, while the core exists. A run busy computing stops at its next count hook;
   // the rest (pending calls, the record) happens on the loop, soon after.
   void cancel(const std::string& run_id, const std::string& reason);
