@@ -356,11 +356,12 @@ class NativeHost {
   }
 
   // Host.resume: Runtime::resume on the loop thread; a refusal raises ResumeRefused.
-  std::shared_ptr<RunState> resume(const std::string& run_id, bool allow_changed) {
+  std::shared_ptr<RunState> resume(const std::string& run_id, bool allow_changed, bool only_due) {
     host();
     ResumeSpec spec;
     spec.run_id = run_id;
     spec.allow_changed = allow_changed;
+    spec.only_due = only_due;
     return begin([spec](Runtime& rt, std::function<void(const RunOutcome&)> on_done,
                         std::string* error) { return rt.resume(spec, std::move(on_done), error); });
   }
@@ -425,6 +426,40 @@ class NativeHost {
     Store* s = host().store();
     if (!s) throw HostError("this host has no store");
     return *s;
+  }
+
+  // Host.submit: a queued run (Runtime::submit, on the loop thread); its id.
+  std::string submit(const std::string& source_path, const std::string& input_json) {
+    Host& h = host();
+    {
+      py::gil_scoped_release nogil;
+      check_input_json(input_json, "input");
+    }
+    RunSpec spec;
+    spec.source_path = source_path;
+    spec.input_json = input_json;
+    auto result = std::make_shared<std::promise<std::pair<std::string, std::string>>>();
+    std::future<std::pair<std::string, std::string>> ready = result->get_future();
+    py::gil_scoped_release nogil;
+    if (!h.loop().post([this, spec, result] {
+          std::string error;
+          std::string id = host_->runtime().submit(spec, &error);
+          result->set_value({id, error});
+        })) {
+      throw HostError("this troupe host is closed");
+    }
+    auto [id, error] = ready.get();
+    if (id.empty()) throw HostError(error);
+    return id;
+  }
+
+  // Runs a worker could take now (Store::claimable_runs).
+  std::vector<std::string> claimable(int limit) {
+    flush();
+    py::gil_scoped_release nogil;
+    using namespace std::chrono;
+    return store().claimable_runs(
+        duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count(), limit);
   }
 
   std::string runs(int limit, const std::string& status, const std::string& workflow) {
@@ -774,10 +809,13 @@ PYBIND11_MODULE(_troupe, m) {
           py::arg("input_json"))
       .def(
           "resume",
-          [](NativeHost& h, const std::string& run_id, bool allow_changed) {
-            return NativeRun(h.resume(run_id, allow_changed), &h);
+          [](NativeHost& h, const std::string& run_id, bool allow_changed, bool only_due) {
+            return NativeRun(h.resume(run_id, allow_changed, only_due), &h);
           },
-          py::keep_alive<0, 1>(), py::arg("run_id"), py::arg("allow_changed") = false)
+          py::keep_alive<0, 1>(), py::arg("run_id"), py::arg("allow_changed") = false,
+          py::arg("only_due") = false)
+      .def("submit", &NativeHost::submit, py::arg("path"), py::arg("input_json"))
+      .def("claimable", &NativeHost::claimable, py::arg("limit"))
       .def("runs", &NativeHost::runs, py::arg("limit"), py::arg("status"), py::arg("workflow"))
       .def("show", &NativeHost::show, py::arg("run_id"))
       .def("events", &NativeHost::events, py::arg("run_id"), py::arg("after") = 0,

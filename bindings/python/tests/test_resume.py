@@ -60,3 +60,31 @@ def test_a_run_that_ended_is_refused_with_the_reason(host):
         host.resume(run.id)
     with pytest.raises(troupe.ResumeRefused, match="no run 'nope'"):
         host.resume("nope")
+
+
+def test_submitted_runs_are_driven_by_two_python_workers_exactly_once(tmp_path):
+    wf = tmp_path / "queued.lua"
+    wf.write_text(lua('''
+  local a = troupe.agent{ name = "a", model = "mock/m1", history = false }
+  return a:ask("hello " .. input.n)''', name="queued"))
+    config = mock_config(tmp_path)
+    with troupe.Host(config) as submitter:
+        ids = [submitter.submit(wf, {"n": n}) for n in range(20)]
+        assert all(submitter.show(i)["status"] == "queued" for i in ids)
+    # Two hosts on one store: each run is claimed by exactly one of them.
+    with troupe.Host(config) as one, troupe.Host(config) as two:
+        import threading
+        counts = {}
+        threads = [threading.Thread(target=lambda h=h, k=k: counts.__setitem__(k, h.work(once=True)))
+                   for k, h in (("one", one), ("two", two))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert counts["one"] + counts["two"] == 20
+        for run_id in ids:
+            details = one.wait(run_id, timeout=10)
+            assert details["status"] == "succeeded"
+            assert details["epoch"] == 1
+        with pytest.raises(TimeoutError):
+            one.wait(one.submit(wf, {"n": 99}), timeout=0.2)

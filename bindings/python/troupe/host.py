@@ -8,12 +8,13 @@ import atexit
 import json
 import os
 import tempfile
+import time
 import weakref
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
 from . import _troupe
 from .details import RunDetails, RunList, natural_key
-from .errors import RunNotFound
+from .errors import ResumeRefused, RunNotFound
 from .events import Event, event_from_stored
 from .run import Run
 from .tools import tool_spec
@@ -162,6 +163,54 @@ class Host:
         call the script makes either way. Raises :class:`ResumeRefused` saying why."""
         native = self._native.resume(run_id, allow_changed)
         return Run(self, native, run_id)
+
+    def submit(self, path: "str | os.PathLike", input: Any = None) -> str:
+        """Queues the workflow in ``path`` for a worker (like ``troupe run --detach``) and
+        returns the run's id at once; nothing runs in this host. :meth:`work` (or ``troupe
+        worker``) drives it; :meth:`wait` waits for it."""
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such workflow file")
+        return self._native.submit(path, _input_json(input))
+
+    def wait(self, run_id: str, timeout: Optional[float] = None) -> RunDetails:
+        """Waits until the run (driven by any process of the store) has ended and returns it
+        as :meth:`show` does. Raises TimeoutError after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            details = self.show(run_id)
+            if details["status"] in ("succeeded", "failed", "cancelled"):
+                return details
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {run_id} is still {details['status']} after {timeout} s")
+            time.sleep(0.05)
+
+    def work(self, *, once: bool = False, concurrency: int = 16, poll: float = 0.5,
+             max_runs: Optional[int] = None) -> int:
+        """Drives the store's queued, interrupted and due runs in this host, like ``troupe
+        worker``: each is taken with one claim, so several workers never drive a run twice.
+        Returns how many runs ended here. ``once``: stop when nothing is left to take and every
+        run taken has ended; ``max_runs``: stop after that many ended."""
+        active: Dict[str, Run] = {}
+        ended = 0
+        while True:
+            for run_id, run in list(active.items()):
+                if run.done():
+                    del active[run_id]
+                    ended += 1
+            if max_runs is not None and ended >= max_runs and not active:
+                return ended
+            ids = self._native.claimable(concurrency - len(active)) if len(active) < concurrency else []
+            for run_id in ids:
+                if run_id in active:
+                    continue
+                try:
+                    active[run_id] = Run(self, self._native.resume(run_id, False, True), run_id)
+                except ResumeRefused:
+                    continue  # another worker took it first
+            if once and not ids and not active:
+                return ended
+            time.sleep(poll if not active else min(poll, 0.05))
 
     def runs(self, limit: int = 50, status: Optional[str] = None, workflow: Optional[str] = None) -> RunList:
         """Recent runs from the store, newest first (like ``troupe runs``); ``status`` (a
