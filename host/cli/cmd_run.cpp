@@ -241,6 +241,28 @@ int cmd_run(const Common& common, const RunArgs& args) {
       duration = rec->finished_ms - rec->created_ms;
     }
   }
+  if (outcome.status == "waiting") {
+    // Parked: nothing of it is left in this process; a worker takes it when it is due.
+    int64_t wake = 0;
+    if (auto rec = host->store()->get_run(outcome.run_id)) wake = rec->wake_ms;
+    if (common.json) {
+      std::printf("%s\n", json{{"run_id", outcome.run_id},
+                               {"workflow", outcome.workflow},
+                               {"status", "waiting"},
+                               {"wake_ms", wake},
+                               {"steps", steps}}
+                              .dump(2)
+                              .c_str());
+    } else if (!args.quiet) {
+      std::fprintf(stderr, "%s\n",
+                   err_style
+                       .yellow("⏸ waiting until " + format_time(wake) + " · run " +
+                               outcome.run_id + " · `troupe worker` resumes it then")
+                       .c_str());
+    }
+    std::fflush(stdout);
+    return kOk;
+  }
   bool ok = outcome.status == "succeeded";
   if (common.json) {
     json out = {{"run_id", outcome.run_id}, {"workflow", outcome.workflow},

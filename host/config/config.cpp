@@ -108,7 +108,7 @@ Config from_document(const Document& parsed, const std::string& file) {
   }
   r.check_keys(doc, "",
                {"store", "plugin_path", "providers", "fallback_provider", "default_model",
-                "durability", "lease_s", "limits", "http", "retention"});
+                "durability", "lease_s", "park_after_s", "limits", "http", "retention"});
   if (doc.contains("store")) c.store_path = relative_to(dir, r.string(doc["store"], "store"));
   if (doc.contains("plugin_path")) {
     const json& pp = doc["plugin_path"];
@@ -145,6 +145,11 @@ Config from_document(const Document& parsed, const std::string& file) {
     c.runtime.lease_ms =
         static_cast<uint32_t>(r.bounded(doc["lease_s"], "lease_s", 86'400, " (a day)") * 1000);
     if (c.runtime.lease_ms == 0) r.fail("lease_s", "a lease of 0 s would expire at once");
+  }
+  if (doc.contains("park_after_s")) {
+    // Up to a year (the longest troupe.sleep): a longer threshold would never park.
+    c.runtime.park_after_ms = static_cast<uint32_t>(
+        r.bounded(doc["park_after_s"], "park_after_s", 4'000'000, " (about 46 days)") * 1000);
   }
   if (doc.contains("limits")) {
     const json& l = r.object(doc["limits"], "limits");

@@ -64,8 +64,8 @@ int prim_sleep(lua_State* L) {
   uint64_t t0 = EventLoop::now_ns();
   // A live sleep is timed on the monotonic clock (a wall-clock jump does not stretch it); a
   // resumed one waits for what is left until its recorded deadline, never more than it asked.
-  uint64_t delay = static_cast<uint64_t>(
-      rec ? std::clamp<int64_t>(until_ms - unix_ms(), 0, ms) : ms);
+  uint64_t delay =
+      static_cast<uint64_t>(rec ? std::clamp<int64_t>(until_ms - unix_ms(), 0, ms) : ms);
   // The closure stays small (thousands of runs may sleep at once): the step is built when the
   // timer fires.
   EventLoop::Id timer = core->loop.add_timer(
@@ -74,6 +74,7 @@ int prim_sleep(lua_State* L) {
         auto task = weak.lock();
         if (!task || task->finished) return;
         task->cancel_op = nullptr;
+        task->park_until_ms = 0;
         StepRecord step;
         step.run_id = task->run->id;
         step.step_key = key;
@@ -90,6 +91,11 @@ int prim_sleep(lua_State* L) {
         });
       });
   t->cancel_op = [core, timer] { core->loop.cancel_timer(timer); };
+  // A long wait need not hold the run in memory: once every branch waits like this, it parks.
+  if (core->store && delay >= core->options.park_after_ms) {
+    t->park_until_ms = until_ms;
+    core->consider_parking(run.id);
+  }
   return suspend_task(L, t);
 }
 

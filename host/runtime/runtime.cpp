@@ -462,7 +462,6 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   // Whatever Lua of the run still runs (its to-be-closed handlers) stops at its next hook.
   if (run.kill_reason.empty()) run.kill_reason = "the run has ended";
   std::shared_ptr<Run> keep = runs.at(run.id);
-  if (run.root) cancel_task(*run.root);
   // Valid UTF-8 (an error may quote the script's bytes): the event's JSON, the store and a
   // Python str all take it, and the run always reaches on_done.
   std::string clean_error = utf8::valid(log::redact(error));
@@ -471,14 +470,9 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   // jump during the run cannot make its duration negative.
   int64_t finished_ms =
       run.started_ms + static_cast<int64_t>((EventLoop::now_ns() - run.started_ns) / 1'000'000);
-  luaL_unref(L, LUA_REGISTRYINDEX, run.env_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, run.chunk_ref);
-  run.env_ref = run.chunk_ref = LUA_NOREF;
-  memory.close_slot(run.mem_slot);
   const std::string id = run.id;
   ending_[id] = Ending{keep, {id, run.workflow, status, clean_output, clean_error}, finished_ms};
-  runs.erase(id);
-  set_live(id, false);
+  release_run(run);
   if (store == nullptr) {
     settle_run(id);
     return;
@@ -493,6 +487,17 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
                         if (!token.gone()) settle_run(id);
                       });
                     });
+}
+
+void Core::release_run(Run& run) {
+  if (run.root) cancel_task(*run.root);
+  luaL_unref(L, LUA_REGISTRYINDEX, run.env_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, run.chunk_ref);
+  run.env_ref = run.chunk_ref = LUA_NOREF;
+  memory.close_slot(run.mem_slot);
+  const std::string id = run.id;  // run may go with the map entry
+  runs.erase(id);
+  set_live(id, false);
 }
 
 void Core::journal_failed(const std::string& run_id, const std::string& error) {

@@ -57,6 +57,9 @@ struct RuntimeOptions {
   // after a crash, another process may take the run over once this much time has passed.
   uint32_t lease_ms = 30'000;
   std::string owner;  // this process as an owner of runs; empty: Store::new_owner_id()
+  // A run whose every branch waits durably (a sleep with at least this long left) is parked:
+  // recorded as waiting, released from memory, taken again by a worker when due.
+  uint32_t park_after_ms = 300'000;
   // Where troupe.http may connect (config `http:`; the built-in deny list always applies).
   std::shared_ptr<const HttpPolicy> http_policy = std::make_shared<const HttpPolicy>();
 };

@@ -74,6 +74,8 @@ struct Task {
   // math.random's stream: seeded from the run id and the task's path, so each branch draws the
   // same numbers on a resume whatever order the branches run in.
   uint64_t rng[4] = {};
+  // Waiting durably (a sleep of at least park_after_ms) until this unix ms; 0 while not.
+  int64_t park_until_ms = 0;
 
   std::string key(uint32_t n) const {
     return path.empty() ? std::to_string(n) : path + "/" + std::to_string(n);
@@ -177,6 +179,9 @@ class Core {
   ~Core();
 
   std::string start(const RunSpec& spec, std::function<void(const RunOutcome&)> on_done);
+  // Parks the run once every live branch of it waits durably (run_park.cpp). Posted by a
+  // primitive that starts a durable wait, so that the branches scheduled meanwhile run first.
+  void consider_parking(const std::string& run_id);
   // Runtime::resume and Runtime::submit (runtime.cpp).
   std::string resume(const ResumeSpec& spec, std::function<void(const RunOutcome&)> on_done,
                      std::string* error);
@@ -273,6 +278,12 @@ class Core {
   void journal_failed(const std::string& run_id, const std::string& error);
   // Ends a finished run once its final record is committed (or failed): run.finished, on_done.
   void settle_run(const std::string& run_id);
+  // Releases a run from memory, records it as waiting until wake_ms and reports it to on_done
+  // with status "waiting" (run_park.cpp).
+  void park(Run& run, int64_t wake_ms);
+  // Frees what the run holds in the Lua state (its tasks, env, chunk, memory slot) and drops it
+  // from runs; ending_ keeps it if it must be announced.
+  void release_run(Run& run);
   void cancel_task(Task& task);
   void release(Task& task);
   // Compiles the spec's script (files cached by path, size and mtime); *hash gets its sha256_hex

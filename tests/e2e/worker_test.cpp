@@ -146,5 +146,48 @@ TEST_F(Worker, TheRunsOfAWorkerKilledMidwayAreTakenOverAndLoseNothing) {
     EXPECT_LE(count, 2) << prompt;
 }
 
+TEST_F(Worker, ARunParkedOnAnHourLongSleepUsesNoProcessAndAWorkerResumesItWhenDue) {
+  const std::string faketime = find_libfaketime();
+  if (faketime.empty()) GTEST_SKIP() << "libfaketime is not installed (Debian: libfaketime)";
+  std::ofstream(dir_ / "park.lua") << R"(local troupe = require("troupe")
+return troupe.workflow{ name = "park", run = function(input)
+  local a = troupe.agent{ name = "a", model = "openai/gpt-4o-mini" }
+  local before = a:ask("before the night")
+  troupe.sleep(3600)
+  return before .. " / " .. a:ask("after the night")
+end }
+)";
+  ProcessResult parked = troupe({"--json", "run", "park.lua"});
+  ASSERT_EQ(parked.exit_code, 0) << parked.describe();
+  json out = json::parse(parked.out, nullptr, false);
+  ASSERT_EQ(out["status"], "waiting") << parked.describe();
+  const std::string id = out["run_id"];
+  EXPECT_EQ(server_.chat_count(), 1u);
+  // The process that ran it has exited: the run is only a row of the store now.
+  json status = json::parse(troupe({"--json", "status", id}).out, nullptr, false);
+  EXPECT_EQ(status["status"], "waiting");
+  EXPECT_EQ(status["owner"], nullptr);
+
+  // Not due: a worker leaves it alone.
+  ProcessResult early = troupe({"worker", "--once", "--poll-ms", "50"});
+  EXPECT_EQ(early.out, "") << early.describe();
+  EXPECT_EQ(server_.chat_count(), 1u);
+
+  // Two hours later (the worker's clock moved by libfaketime), a worker resumes it: the first
+  // call is served from the journal, the sleep is over, the second call is made.
+  ProcessOptions later = options({"worker", "--once", "--poll-ms", "50"});
+  later.env["LD_PRELOAD"] = faketime;
+  later.env["FAKETIME"] = "+2h";
+  later.env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1";
+  ProcessResult resumed = Process(later).wait();
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.describe();
+  EXPECT_NE(resumed.out.find("finished " + id + " succeeded"), std::string::npos)
+      << resumed.describe();
+  EXPECT_EQ(server_.chat_count(), 2u);
+  json shown = json::parse(troupe({"--json", "show", id}).out, nullptr, false);
+  EXPECT_EQ(shown["status"], "succeeded");
+  EXPECT_EQ(shown["output"], "echo: before the night / echo: after the night");
+}
+
 }  // namespace
 }  // namespace troupe::test

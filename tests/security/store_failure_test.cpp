@@ -339,22 +339,11 @@ TEST_F(StoreFailureTest, read_only_store_is_refused_by_cli_and_host_before_any_r
   }
 }
 
-// Debian's libfaketime (package libfaketime), found under /usr/lib/<multiarch>/faketime; "" if
-// it is not installed.
-std::string find_libfaketime() {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/usr/lib", ec)) {
-    fs::path lib = entry.path() / "faketime" / "libfaketimeMT.so.1";
-    if (fs::exists(lib, ec)) return lib.string();
-  }
-  return "";
-}
-
 // The wall clock steps back a day while the run sleeps (libfaketime, driven through a file the
 // test rewrites; the monotonic clock is left alone). The run's duration and every step's span
 // must still be non-negative: they are measured on the monotonic clock.
 TEST_F(StoreFailureTest, wall_clock_jump_back_keeps_durations_non_negative) {
-  const std::string faketime = find_libfaketime();
+  const std::string faketime = test::find_libfaketime();
   if (faketime.empty()) GTEST_SKIP() << "libfaketime is not installed (Debian: libfaketime)";
   const std::string clock_file = write("clock", "+0\n");
   std::string path = workflow("wf", R"(

@@ -46,4 +46,15 @@ inline std::string fixture_path(const std::string& name) {
   return fixtures_dir() + "/" + name + ".so";
 }
 
+// Debian's libfaketime (package libfaketime), found under /usr/lib/<multiarch>/faketime: tests
+// move a child's clock with it (LD_PRELOAD). "" when it is not installed.
+inline std::string find_libfaketime() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/usr/lib", ec)) {
+    std::filesystem::path lib = entry.path() / "faketime" / "libfaketimeMT.so.1";
+    if (std::filesystem::exists(lib, ec)) return lib.string();
+  }
+  return "";
+}
+
 }  // namespace troupe::test
