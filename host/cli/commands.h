@@ -38,6 +38,20 @@ struct WorkerArgs {
   int max_runs = 0;      // exit after this many runs ended (0: never)
 };
 
+struct SignalArgs {
+  std::string run_id;
+  std::string name;
+  std::string data;  // JSON text or @file; empty: null
+};
+
+struct ApproveArgs {
+  std::string run_id;
+  std::string key;  // the approval's step key; empty: the run's only pending one
+  std::string choice;
+  std::string comment;
+  std::string by;  // empty: $USER
+};
+
 struct WaitArgs {
   std::string run_id;
   int timeout_s = 0;  // 0: no limit
@@ -69,6 +83,9 @@ int cmd_cancel(const Common& common, const CancelArgs& args);
 int cmd_worker(const Common& common, const WorkerArgs& args);
 int cmd_status(const Common& common, const std::string& run_id);
 int cmd_wait(const Common& common, const WaitArgs& args);
+int cmd_signal(const Common& common, const SignalArgs& args);
+int cmd_approvals(const Common& common, const std::string& run_id);
+int cmd_approve(const Common& common, const ApproveArgs& args);
 int cmd_gc(const Common& common, const GcArgs& args);
 int cmd_runs(const Common& common, const ListArgs& args);
 int cmd_show(const Common& common, const std::string& run_id);

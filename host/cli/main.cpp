@@ -47,6 +47,22 @@ int main(int argc, char** argv) {
   wait->add_option("--timeout", wait_args.timeout_s, "Give up after this many seconds (exit 1)")
       ->check(CLI::NonNegativeNumber);
 
+  SignalArgs signal_args;
+  auto* signal = app.add_subcommand("signal", "Send a signal to a run (troupe.wait_signal)");
+  signal->add_option("run", signal_args.run_id, "Run id (or a unique prefix of it)")->required();
+  signal->add_option("name", signal_args.name, "The signal's name")->required();
+  signal->add_option("--data", signal_args.data, "Its data: JSON text, or @file.json");
+  std::string approvals_run;
+  auto* approvals = app.add_subcommand("approvals", "List pending approvals (troupe.approve)");
+  approvals->add_option("run", approvals_run, "Only this run's");
+  ApproveArgs approve_args;
+  auto* approve = app.add_subcommand("approve", "Decide a pending approval of a run");
+  approve->add_option("run", approve_args.run_id, "Run id (or a unique prefix of it)")->required();
+  approve->add_option("key", approve_args.key, "The approval's key (default: the only one)");
+  approve->add_option("--choice", approve_args.choice, "One of its choices")->required();
+  approve->add_option("--comment", approve_args.comment, "Recorded with the decision");
+  approve->add_option("--by", approve_args.by, "Who decides (default: $USER)");
+
   auto* resume = app.add_subcommand(
       "resume", "Take over an interrupted run: re-run its script, serving finished steps");
   resume->add_option("run", run_args.resume_id, "Run id (or a unique prefix of it)")->required();
@@ -105,6 +121,9 @@ int main(int argc, char** argv) {
   try {
     if (*run || *resume) return cmd_run(common, run_args);
     if (*worker) return cmd_worker(common, worker_args);
+    if (*signal) return cmd_signal(common, signal_args);
+    if (*approvals) return cmd_approvals(common, approvals_run);
+    if (*approve) return cmd_approve(common, approve_args);
     if (*status) return cmd_status(common, run_id);
     if (*wait) return cmd_wait(common, wait_args);
     if (*runs) return cmd_runs(common, list_args);

@@ -12,4 +12,7 @@ namespace troupe {
 // 64 hex digits.
 std::string sha256_hex(std::string_view bytes);
 
+// HMAC-SHA256 of bytes under key, in standard base64 (a webhook's signature).
+std::string hmac_sha256_base64(std::string_view key, std::string_view bytes);
+
 }  // namespace troupe

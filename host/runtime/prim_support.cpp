@@ -123,6 +123,8 @@ void push_primitives(lua_State* L, Core* core) {
       {"validate", prim_validate},
       {"http", prim_http},
       {"external_tool", prim_external_tool},
+      {"wait_signal", prim_wait_signal},
+      {"approve", prim_approve},
       {nullptr, nullptr},
   };
   register_stream_type(L);

@@ -57,6 +57,8 @@ int prim_tool_done(lua_State* L);      // prim_tools.cpp
 int prim_external_tool(lua_State* L);  // prim_external_tools.cpp
 int prim_validate(lua_State* L);       // prim_schema.cpp
 int prim_http(lua_State* L);           // prim_http.cpp
+int prim_wait_signal(lua_State* L);    // prim_outside.cpp
+int prim_approve(lua_State* L);        // prim_outside.cpp
 int prim_log(lua_State* L);            // prim_sandbox.cpp, from here on
 int prim_now(lua_State* L);
 int prim_random(lua_State* L);

@@ -36,8 +36,8 @@ void Core::consider_parking(const std::string& run_id) {
     if (it == runs.end() || it->second->done || !it->second->root) return;
     Run& run = *it->second;
     int64_t wake = INT64_MAX;
-    if (!all_waiting(*run.root, &wake) || wake == INT64_MAX) return;
-    park(run, wake);
+    if (!all_waiting(*run.root, &wake)) return;
+    park(run, wake == INT64_MAX ? 0 : wake);  // 0: until a signal or a decision makes it due
   });
 }
 

@@ -278,7 +278,10 @@ std::string Core::resume(const ResumeSpec& spec, std::function<void(const RunOut
   for (StepRecord& step : steps) {
     if (step.status == "cancelled") continue;
     if (spec.retry_failed && step.status == "failed") continue;
-    if (step.status != "pending" && step.kind != "now" && step.kind != "tool") {
+    // Answers that resume a task; not the clock or tool records (served in place), nor
+    // escalations (no task waits on them).
+    if (step.status != "pending" && step.kind != "now" && step.kind != "tool" &&
+        step.kind != "escalation") {
       run->delivery_order.emplace(step.step_key, static_cast<uint32_t>(run->delivery_order.size()));
     }
     std::string key = step.step_key;

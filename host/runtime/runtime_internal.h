@@ -145,7 +145,8 @@ struct Run {
   // A resumed run: the steps recorded by its earlier epochs, by key. A call whose key is here
   // is served from it (served_step) instead of running again.
   std::unordered_map<std::string, StepRecord> journal;
-  uint64_t served = 0;           // steps served from the journal
+  uint64_t served = 0;                                   // steps served from the journal
+  std::unordered_map<std::string, int64_t> signal_seen;  // by name: the last signal seq taken
   bool wait_for_record = false;  // the root starts once create_run is committed (sync)
   // Served answers reach their tasks in the order the first run got them (Core::serve), so that
   // whatever depends on who finished first (an agent's shared history) is the same again.

@@ -92,6 +92,32 @@ CREATE TABLE scripts (
   hash TEXT PRIMARY KEY NOT NULL,
   text BLOB NOT NULL
 );
+-- Signals sent to runs (troupe signal): a wait takes the oldest one of its name it has not
+-- taken yet; the step that took it records its seq, so it is delivered once.
+CREATE TABLE signals (
+  seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id  TEXT NOT NULL,
+  name    TEXT NOT NULL,
+  data    TEXT NOT NULL DEFAULT 'null',
+  sent_ms INTEGER NOT NULL
+);
+CREATE INDEX signals_by_run ON signals(run_id, name, seq);
+-- Approvals a run asked for (troupe.approve), by the step that waits for it; the first decision
+-- (a person's, or the default at the deadline) wins.
+CREATE TABLE approvals (
+  run_id       TEXT NOT NULL,
+  step_key     TEXT NOT NULL,
+  request      TEXT NOT NULL DEFAULT '{}',
+  deadline_ms  INTEGER NOT NULL DEFAULT 0,
+  requested_ms INTEGER NOT NULL,
+  choice       TEXT NOT NULL DEFAULT '',
+  decided_by   TEXT NOT NULL DEFAULT '',
+  comment      TEXT NOT NULL DEFAULT '',
+  decided_ms   INTEGER NOT NULL DEFAULT 0,
+  defaulted    INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, step_key)
+);
+CREATE INDEX approvals_pending ON approvals(requested_ms) WHERE choice = '';
 )sql",
 };
 

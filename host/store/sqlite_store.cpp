@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <iterator>
 #include <mutex>
 #include <random>
@@ -88,7 +89,7 @@ struct ScriptText {
   std::string text;
 };
 using Write = std::variant<RunRecord, FinishRun, StepRecord, EventRecord, NameRun, CancelRun,
-                           LeaseRun, ParkRun, ScriptText>;
+                           LeaseRun, ParkRun, ScriptText, ApprovalRecord>;
 
 struct Op {
   Write write;
@@ -122,6 +123,8 @@ uint64_t write_bytes(const Write& write) {
     n += park->run_id.size();
   } else if (auto* script = std::get_if<ScriptText>(&write)) {
     n += script->hash.size() + script->text.size();
+  } else if (auto* approval = std::get_if<ApprovalRecord>(&write)) {
+    n += approval->run_id.size() + approval->step_key.size() + approval->request_json.size();
   } else {
     const auto& event = std::get<EventRecord>(write);
     n += event.run_id.size() + event.type.size() + event.step_key.size() + event.data_json.size();
@@ -137,6 +140,7 @@ const std::string& run_of(const Write& write) {
   if (auto* step = std::get_if<StepRecord>(&write)) return step->run_id;
   if (auto* lease = std::get_if<LeaseRun>(&write)) return lease->run_id;
   if (auto* park = std::get_if<ParkRun>(&write)) return park->run_id;
+  if (auto* approval = std::get_if<ApprovalRecord>(&write)) return approval->run_id;
   if (std::holds_alternative<ScriptText>(write)) {
     static const std::string kNone;
     return kNone;  // a script belongs to no run
@@ -158,7 +162,8 @@ enum WriteStmt {
   kRunEpoch,
   kRenewLease,
   kParkRun,
-  kSaveScript
+  kSaveScript,
+  kAskApproval
 };
 const char* const kWriteSql[] = {
     "BEGIN IMMEDIATE",
@@ -182,6 +187,8 @@ const char* const kWriteSql[] = {
     "UPDATE runs SET status = 'waiting', wake_ms = ?2, owner = '', lease_until_ms = 0 "
     "WHERE id = ?1 AND status = 'running'",
     "INSERT OR IGNORE INTO scripts (hash, text) VALUES (?1, ?2)",
+    "INSERT OR IGNORE INTO approvals (run_id, step_key, request, deadline_ms, requested_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)",
 };
 constexpr size_t kWriteStmtCount = std::size(kWriteSql);
 
@@ -193,7 +200,10 @@ enum ReadStmt {
   kGetEvents,
   kCancelRequests,
   kClaimable,
-  kGetScript
+  kGetScript,
+  kNextSignal,
+  kGetApproval,
+  kPendingApprovals
 };
 // A run's columns as read_run() takes them; ?9 is the reader's clock, which tells a running
 // run whose lease expired (its process died) as "interrupted".
@@ -202,6 +212,9 @@ enum ReadStmt {
   " CASE WHEN status = 'running' AND lease_until_ms < ?9 THEN 'interrupted' ELSE status END," \
   " output, error, created_ms, finished_ms, epoch, owner, lease_until_ms, wake_ms,"           \
   " script_hash, parent_run, parent_step"
+#define TROUPE_APPROVAL_COLUMNS                                                        \
+  "run_id, step_key, request, deadline_ms, requested_ms, choice, decided_by, comment," \
+  " decided_ms, defaulted"
 const char* const kReadSql[] = {
     "SELECT " TROUPE_RUN_COLUMNS
     " FROM runs WHERE (?1 = '' OR CASE WHEN status = 'running' AND"
@@ -220,7 +233,14 @@ const char* const kReadSql[] = {
     " wake_ms <= ?1) OR (status = 'running' AND lease_until_ms < ?1)"
     " ORDER BY created_ms, rowid LIMIT ?2",
     "SELECT text FROM scripts WHERE hash = ?1",
+    "SELECT seq, run_id, name, data, sent_ms FROM signals WHERE run_id = ?1 AND name = ?2"
+    " AND seq > ?3 ORDER BY seq LIMIT 1",
+    "SELECT " TROUPE_APPROVAL_COLUMNS " FROM approvals WHERE run_id = ?1 AND step_key = ?2",
+    "SELECT " TROUPE_APPROVAL_COLUMNS
+    " FROM approvals WHERE choice = '' AND"
+    " (?1 = '' OR run_id = ?1) ORDER BY requested_ms, run_id, step_key LIMIT ?2",
 };
+#undef TROUPE_APPROVAL_COLUMNS
 #undef TROUPE_RUN_COLUMNS
 
 // Takes a run (Store::claim_run): one statement, so two processes racing for the same run
@@ -285,6 +305,21 @@ std::string column_text(sqlite3_stmt* stmt, int index) {
                      static_cast<size_t>(sqlite3_column_bytes(stmt, index)));
 }
 
+ApprovalRecord read_approval(sqlite3_stmt* stmt) {
+  ApprovalRecord a;
+  a.run_id = column_text(stmt, 0);
+  a.step_key = column_text(stmt, 1);
+  a.request_json = column_text(stmt, 2);
+  a.deadline_ms = sqlite3_column_int64(stmt, 3);
+  a.requested_ms = sqlite3_column_int64(stmt, 4);
+  a.choice = column_text(stmt, 5);
+  a.decided_by = column_text(stmt, 6);
+  a.comment = column_text(stmt, 7);
+  a.decided_ms = sqlite3_column_int64(stmt, 8);
+  a.defaulted = sqlite3_column_int64(stmt, 9) != 0;
+  return a;
+}
+
 RunRecord read_run(sqlite3_stmt* stmt) {
   RunRecord run;
   run.id = column_text(stmt, 0);
@@ -327,6 +362,8 @@ void redact_write(Write& write) {
       clean(*t);
   } else if (auto* event = std::get_if<EventRecord>(&write)) {
     clean(event->data_json);
+  } else if (auto* approval = std::get_if<ApprovalRecord>(&write)) {
+    clean(approval->request_json);
   } else if (auto* script = std::get_if<ScriptText>(&write)) {
     // A script that spells a key out is kept with the key redacted (its hash still names the
     // text as written): a run resumed from the kept text sees the redacted value.
@@ -349,6 +386,9 @@ std::string describe(const Write& write) {
   if (auto* lease = std::get_if<LeaseRun>(&write)) return "renew_lease '" + lease->run_id + "'";
   if (auto* park = std::get_if<ParkRun>(&write)) return "park_run '" + park->run_id + "'";
   if (auto* script = std::get_if<ScriptText>(&write)) return "save_script " + script->hash;
+  if (auto* approval = std::get_if<ApprovalRecord>(&write)) {
+    return "request_approval '" + approval->run_id + "' '" + approval->step_key + "'";
+  }
   const auto& event = std::get<EventRecord>(write);
   return "append_event '" + event.run_id + "' " + event.type;
 }
@@ -392,8 +432,25 @@ class SqliteStore final : public Store {
   void save_script(const std::string& hash, const std::string& text, Done on_durable) override {
     enqueue(ScriptText{hash, text}, std::move(on_durable));
   }
+  void request_approval(const ApprovalRecord& approval, Done on_durable) override {
+    enqueue(approval, std::move(on_durable));
+  }
   std::optional<RunRecord> claim_run(const std::string& run_id, const ClaimOptions& options,
                                      std::string* why) override;
+  int64_t send_signal(const std::string& run_id, const std::string& name,
+                      const std::string& data_json, int64_t sent_ms) override;
+  std::optional<ApprovalRecord> decide_approval(const std::string& run_id,
+                                                const std::string& step_key,
+                                                const std::string& choice,
+                                                const std::string& decided_by,
+                                                const std::string& comment, int64_t decided_ms,
+                                                bool defaulted) override;
+  std::optional<SignalRecord> next_signal(const std::string& run_id, const std::string& name,
+                                          int64_t after) const override;
+  std::optional<ApprovalRecord> get_approval(const std::string& run_id,
+                                             const std::string& step_key) const override;
+  std::vector<ApprovalRecord> pending_approvals(const std::string& run_id,
+                                                int limit) const override;
   void flush() override;
   std::string last_error() const override;
   uint64_t queued_bytes() const override;
@@ -468,9 +525,17 @@ class SqliteStore final : public Store {
   mutable std::mutex readers_mu_;
   mutable std::vector<std::unique_ptr<Reader>> idle_readers_;
 
-  std::mutex claim_mu_;  // the claiming connection, opened on first use
+  // Runs sql (its parameters bound by bind) in a transaction of its own on the direct
+  // connection; `row` sees each result row. Throws StoreError naming what.
+  void direct(const char* what, const char* sql, const std::function<void(sqlite3_stmt*)>& bind,
+              const std::function<void(sqlite3_stmt*)>& row = {});
+
+  // The direct connection: synchronous writes of any process (claims, signals, decisions),
+  // outside the write queue; opened on first use.
+  std::mutex claim_mu_;
   DbPtr cdb_;
   StmtPtr claim_stmt_;
+  std::unordered_map<const char*, StmtPtr> direct_stmts_;
 };
 
 SqliteStore::SqliteStore(const std::string& path, bool readonly, const StoreOptions& options)
@@ -874,6 +939,15 @@ std::string SqliteStore::apply(const Op& op) {
     if (error.empty() && sqlite3_changes(wdb_.get()) == 0) error = "the run is not running";
     return error;
   }
+  if (auto* approval = std::get_if<ApprovalRecord>(&write)) {
+    sqlite3_stmt* stmt = wstmts_[kAskApproval].get();
+    bind_text(stmt, 1, approval->run_id);
+    bind_text(stmt, 2, approval->step_key);
+    bind_text(stmt, 3, approval->request_json);
+    sqlite3_bind_int64(stmt, 4, approval->deadline_ms);
+    sqlite3_bind_int64(stmt, 5, approval->requested_ms);
+    return run_write(kAskApproval);
+  }
   if (auto* script = std::get_if<ScriptText>(&write)) {
     sqlite3_stmt* stmt = wstmts_[kSaveScript].get();
     bind_text(stmt, 1, script->hash);
@@ -1129,6 +1203,128 @@ std::optional<RunRecord> SqliteStore::claim_run(const std::string& run_id,
     account.epoch = *epoch;
   }
   return run;
+}
+
+void SqliteStore::direct(const char* what, const char* sql,
+                         const std::function<void(sqlite3_stmt*)>& bind,
+                         const std::function<void(sqlite3_stmt*)>& row) {
+  if (readonly_) throw StoreError(path_ + ": the store is open read-only; " + what + " refused");
+  std::lock_guard lock(claim_mu_);
+  if (!cdb_) {
+    cdb_ = open_connection(path_, SQLITE_OPEN_READWRITE);
+    claim_stmt_ = prepare(cdb_.get(), kClaimSql, path_);
+  }
+  StmtPtr& stmt = direct_stmts_[sql];
+  if (!stmt) stmt = prepare(cdb_.get(), sql, path_);
+  bind(stmt.get());
+  int rc = sqlite3_step(stmt.get());
+  while (rc == SQLITE_ROW) {
+    if (row) row(stmt.get());
+    rc = sqlite3_step(stmt.get());
+  }
+  std::string error = rc == SQLITE_DONE ? "" : sqlite3_errmsg(cdb_.get());
+  sqlite3_reset(stmt.get());
+  sqlite3_clear_bindings(stmt.get());
+  if (!error.empty()) throw StoreError(path_ + ": " + what + ": " + error);
+}
+
+// Each statement below is one transaction (autocommit): the signal or decision and the wake of
+// a parked run happen together or not at all.
+constexpr const char* kSendSignalSql =
+    "INSERT INTO signals (run_id, name, data, sent_ms) SELECT ?1, ?2, ?3, ?4"
+    " WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1) RETURNING seq";
+constexpr const char* kWakeSql =
+    "UPDATE runs SET wake_ms = ?2 WHERE id = ?1 AND status = 'waiting'";
+constexpr const char* kDecideSql =
+    "UPDATE approvals SET choice = ?3, decided_by = ?4, comment = ?5, decided_ms = ?6,"
+    " defaulted = ?7 WHERE run_id = ?1 AND step_key = ?2 AND choice = ''";
+
+int64_t SqliteStore::send_signal(const std::string& run_id, const std::string& name,
+                                 const std::string& data_json, int64_t sent_ms) {
+  int64_t seq = 0;
+  std::string data = log::redact(data_json);
+  direct(
+      "send_signal", kSendSignalSql,
+      [&](sqlite3_stmt* s) {
+        bind_text(s, 1, run_id);
+        bind_text(s, 2, name);
+        bind_text(s, 3, data);
+        sqlite3_bind_int64(s, 4, sent_ms);
+      },
+      [&](sqlite3_stmt* s) { seq = sqlite3_column_int64(s, 0); });
+  if (seq == 0) throw StoreError("no run '" + run_id + "' in the store");
+  direct("send_signal", kWakeSql, [&](sqlite3_stmt* s) {
+    bind_text(s, 1, run_id);
+    sqlite3_bind_int64(s, 2, sent_ms);
+  });
+  return seq;
+}
+
+std::optional<ApprovalRecord> SqliteStore::decide_approval(
+    const std::string& run_id, const std::string& step_key, const std::string& choice,
+    const std::string& decided_by, const std::string& comment, int64_t decided_ms, bool defaulted) {
+  std::string clean_comment = log::redact(comment);
+  direct("decide_approval", kDecideSql, [&](sqlite3_stmt* s) {
+    bind_text(s, 1, run_id);
+    bind_text(s, 2, step_key);
+    bind_text(s, 3, choice);
+    bind_text(s, 4, decided_by);
+    bind_text(s, 5, clean_comment);
+    sqlite3_bind_int64(s, 6, decided_ms);
+    sqlite3_bind_int(s, 7, defaulted ? 1 : 0);
+  });
+  std::optional<ApprovalRecord> after = get_approval(run_id, step_key);
+  if (after) {
+    direct("decide_approval", kWakeSql, [&](sqlite3_stmt* s) {
+      bind_text(s, 1, run_id);
+      sqlite3_bind_int64(s, 2, decided_ms);
+    });
+  }
+  return after;
+}
+
+std::optional<SignalRecord> SqliteStore::next_signal(const std::string& run_id,
+                                                     const std::string& name, int64_t after) const {
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* stmt = read_stmt(*reader, kNextSignal);
+  bind_text(stmt, 1, run_id);
+  bind_text(stmt, 2, name);
+  sqlite3_bind_int64(stmt, 3, after);
+  std::optional<SignalRecord> found;
+  if (step_read(*reader, stmt, "next_signal")) {
+    found = SignalRecord{sqlite3_column_int64(stmt, 0), column_text(stmt, 1), column_text(stmt, 2),
+                         column_text(stmt, 3), sqlite3_column_int64(stmt, 4)};
+  }
+  sqlite3_reset(stmt);
+  release_reader(std::move(reader));
+  return found;
+}
+
+std::optional<ApprovalRecord> SqliteStore::get_approval(const std::string& run_id,
+                                                        const std::string& step_key) const {
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* stmt = read_stmt(*reader, kGetApproval);
+  bind_text(stmt, 1, run_id);
+  bind_text(stmt, 2, step_key);
+  std::optional<ApprovalRecord> found;
+  if (step_read(*reader, stmt, "get_approval")) found = read_approval(stmt);
+  sqlite3_reset(stmt);
+  release_reader(std::move(reader));
+  return found;
+}
+
+std::vector<ApprovalRecord> SqliteStore::pending_approvals(const std::string& run_id,
+                                                           int limit) const {
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* stmt = read_stmt(*reader, kPendingApprovals);
+  bind_text(stmt, 1, run_id);
+  sqlite3_bind_int64(stmt, 2, limit > 0 ? limit : -1);
+  std::vector<ApprovalRecord> out;
+  while (step_read(*reader, stmt, "pending_approvals"))
+    out.push_back(read_approval(stmt));
+  sqlite3_reset(stmt);
+  release_reader(std::move(reader));
+  return out;
 }
 
 }  // namespace

@@ -111,6 +111,29 @@ struct CancelRequest {
   std::string reason;
 };
 
+// A signal sent to a run (troupe signal RUN NAME --data JSON).
+struct SignalRecord {
+  int64_t seq = 0;  // assigned by the store, increasing
+  std::string run_id;
+  std::string name;
+  std::string data_json = "null";
+  int64_t sent_ms = 0;
+};
+
+// An approval a run asked for (troupe.approve), named by the run and the step that waits.
+struct ApprovalRecord {
+  std::string run_id;
+  std::string step_key;
+  std::string request_json = "{}";  // title, details, choices, default, timeout, escalate
+  int64_t deadline_ms = 0;          // 0: none
+  int64_t requested_ms = 0;
+  std::string choice;  // "" while pending
+  std::string decided_by;
+  std::string comment;
+  int64_t decided_ms = 0;
+  bool defaulted = false;  // the default, applied at the deadline
+};
+
 // How claim_run may take a run.
 struct ClaimOptions {
   std::string owner;           // who takes it (Store::new_owner_id() for this process)
@@ -190,6 +213,8 @@ class Store {
   // Parks a run: it waits for a durable timer, approval or signal, and no process holds it; a
   // worker takes it at wake_ms (0: only when woken by a decision or a signal). Fenced.
   virtual void park_run(const std::string& run_id, int64_t wake_ms, Done on_durable = {}) = 0;
+  // Asks for an approval (the run's own process; fenced). A no-op when it was asked already.
+  virtual void request_approval(const ApprovalRecord& approval, Done on_durable = {}) = 0;
   // Keeps a script's text by its hash (a no-op when it is there already).
   virtual void save_script(const std::string& hash, const std::string& text,
                            Done on_durable = {}) = 0;
@@ -221,6 +246,20 @@ class Store {
   virtual std::optional<RunRecord> claim_run(const std::string& run_id, const ClaimOptions& options,
                                              std::string* why) = 0;
 
+  // Sends a signal (any process): buffered until a wait of the run takes it; a parked run is
+  // made due at once, so a worker resumes it. Returns its seq; throws StoreError (no such run).
+  virtual int64_t send_signal(const std::string& run_id, const std::string& name,
+                              const std::string& data_json, int64_t sent_ms) = 0;
+  // Decides a pending approval (any process): the first decision wins. Returns the approval as
+  // it stands afterwards (its choice is another one when someone decided first), or nullopt
+  // when there is no such approval. A parked run is made due at once.
+  virtual std::optional<ApprovalRecord> decide_approval(const std::string& run_id,
+                                                        const std::string& step_key,
+                                                        const std::string& choice,
+                                                        const std::string& decided_by,
+                                                        const std::string& comment,
+                                                        int64_t decided_ms, bool defaulted) = 0;
+
   // --- reads: any thread; see committed data only.
   virtual std::vector<RunRecord> list_runs(const RunFilter& filter) const = 0;
   // Finds a run by its full id or a unique prefix of it. Throws StoreError when the prefix
@@ -231,6 +270,14 @@ class Store {
                                               int limit) const = 0;
   // Runs a worker could take at now_ms, oldest first: queued, waiting and due, interrupted.
   virtual std::vector<std::string> claimable_runs(int64_t now_ms, int limit) const = 0;
+  // The oldest signal `name` of the run after seq `after`, if any.
+  virtual std::optional<SignalRecord> next_signal(const std::string& run_id,
+                                                  const std::string& name, int64_t after) const = 0;
+  virtual std::optional<ApprovalRecord> get_approval(const std::string& run_id,
+                                                     const std::string& step_key) const = 0;
+  // Approvals not decided yet, oldest first; of one run when run_id is not empty.
+  virtual std::vector<ApprovalRecord> pending_approvals(const std::string& run_id,
+                                                        int limit) const = 0;
   // A script saved by save_script, by its hash.
   virtual std::optional<std::string> get_script(const std::string& hash) const = 0;
   // The cancels asked and not yet applied, oldest first.

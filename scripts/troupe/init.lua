@@ -20,6 +20,7 @@ local agent = require("troupe.agent")
 local json = require("troupe.json")
 local parallel = require("troupe.parallel")
 local clock = require("troupe.clock")
+local outside = require("troupe.outside")
 
 -- The fields are set in the order the library has always set them (what pairs(troupe) sees).
 local troupe = {
@@ -40,5 +41,7 @@ troupe.log = require("troupe.log")
 troupe.now = clock.now
 troupe.array = json.array
 troupe.json = { encode = json.encode, decode = json.decode }
+troupe.wait_signal = outside.wait_signal
+troupe.approve = outside.approve
 
 return troupe
