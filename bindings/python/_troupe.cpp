@@ -453,6 +453,85 @@ class NativeHost {
     return id;
   }
 
+  // Host.signal / approvals / approve: the store's own calls (any process may make them).
+  int64_t signal(const std::string& run_id, const std::string& name, const std::string& data_json) {
+    {
+      py::gil_scoped_release nogil;
+      check_input_json(data_json, "data");
+    }
+    Store& s = store();
+    auto run = s.get_run(run_id);
+    if (!run) throw HostError("no run with id '" + run_id + "'");
+    py::gil_scoped_release nogil;
+    return s.send_signal(run->id, name, data_json, unix_now_ms());
+  }
+
+  std::string approvals(const std::string& run_id) {
+    flush();
+    Store& s = store();
+    std::string id;
+    if (!run_id.empty()) {
+      auto run = s.get_run(run_id);
+      if (!run) throw HostError("no run with id '" + run_id + "'");
+      id = run->id;
+    }
+    nlohmann::json out = nlohmann::json::array();
+    for (const ApprovalRecord& a : s.pending_approvals(id, 1000)) {
+      out.push_back({{"run_id", a.run_id},
+                     {"key", a.step_key},
+                     {"request", nlohmann::json::parse(a.request_json, nullptr, false)},
+                     {"requested_ms", a.requested_ms},
+                     {"deadline_ms", a.deadline_ms}});
+    }
+    return out.dump();
+  }
+
+  // The decision as it stands afterwards, as JSON (its "decided_now": whether this one won).
+  std::string approve(const std::string& run_id, const std::string& key, const std::string& choice,
+                      const std::string& by, const std::string& comment) {
+    Store& s = store();
+    auto run = s.get_run(run_id);
+    if (!run) throw HostError("no run with id '" + run_id + "'");
+    std::string k = key;
+    if (k.empty()) {
+      auto pending = s.pending_approvals(run->id, 100);
+      if (pending.size() != 1) {
+        throw HostError("run " + run->id + " has " + std::to_string(pending.size()) +
+                        " pending approvals: name one by its key");
+      }
+      k = pending[0].step_key;
+    }
+    auto current = s.get_approval(run->id, k);
+    if (!current) throw HostError("run " + run->id + " has no approval " + k);
+    nlohmann::json request = nlohmann::json::parse(current->request_json, nullptr, false);
+    bool known = false;
+    if (request.is_object() && request.contains("choices")) {
+      for (const auto& c : request["choices"])
+        known = known || c == choice;
+    }
+    if (!known) throw py::value_error("'" + choice + "' is not one of the approval's choices");
+    std::optional<ApprovalRecord> after;
+    {
+      py::gil_scoped_release nogil;
+      after = s.decide_approval(run->id, k, choice, by, comment, unix_now_ms(), false);
+    }
+    return nlohmann::json{
+        {"run_id", after->run_id},
+        {"key", after->step_key},
+        {"choice", after->choice},
+        {"by", after->decided_by},
+        {"comment", after->comment},
+        {"at", after->decided_ms},
+        {"defaulted", after->defaulted},
+        {"decided_now", after->choice == choice && after->decided_by == by && !after->defaulted}}
+        .dump();
+  }
+
+  static int64_t unix_now_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  }
+
   // Runs a worker could take now (Store::claimable_runs).
   std::vector<std::string> claimable(int limit) {
     flush();
@@ -816,6 +895,10 @@ PYBIND11_MODULE(_troupe, m) {
           py::arg("only_due") = false)
       .def("submit", &NativeHost::submit, py::arg("path"), py::arg("input_json"))
       .def("claimable", &NativeHost::claimable, py::arg("limit"))
+      .def("signal", &NativeHost::signal, py::arg("run_id"), py::arg("name"), py::arg("data_json"))
+      .def("approvals", &NativeHost::approvals, py::arg("run_id"))
+      .def("approve", &NativeHost::approve, py::arg("run_id"), py::arg("key"), py::arg("choice"),
+           py::arg("by"), py::arg("comment"))
       .def("runs", &NativeHost::runs, py::arg("limit"), py::arg("status"), py::arg("workflow"))
       .def("show", &NativeHost::show, py::arg("run_id"))
       .def("events", &NativeHost::events, py::arg("run_id"), py::arg("after") = 0,

@@ -212,6 +212,26 @@ class Host:
                 return ended
             time.sleep(poll if not active else min(poll, 0.05))
 
+    def signal(self, run_id: str, name: str, data: Any = None) -> int:
+        """Sends signal ``name`` with ``data`` (any JSON-able value) to a run, like ``troupe
+        signal``: buffered until a ``troupe.wait_signal(name)`` of the run takes it, delivered
+        once; a parked run is made due. Returns the signal's sequence number."""
+        return self._native.signal(run_id, name, _input_json(data))
+
+    def approvals(self, run_id: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Pending approvals (``troupe.approve``), oldest first: ``run_id``, ``key``,
+        ``request`` (title, details, choices, default, timeout, escalate), ``deadline_ms``."""
+        return json.loads(self._native.approvals(run_id or ""))
+
+    def approve(self, run_id: str, key: Optional[str] = None, *, choice: str,
+                comment: str = "", by: Optional[str] = None) -> Dict[str, Any]:
+        """Decides a pending approval (``key``: its step key; default the run's only pending
+        one), like ``troupe approve``. The first decision wins: the result is the decision as
+        it stands, with ``decided_now`` False when someone (or the deadline) decided first.
+        Raises ValueError for a choice the approval does not offer."""
+        by = by or os.environ.get("USER") or "someone"
+        return json.loads(self._native.approve(run_id, key or "", choice, by, comment))
+
     def runs(self, limit: int = 50, status: Optional[str] = None, workflow: Optional[str] = None) -> RunList:
         """Recent runs from the store, newest first (like ``troupe runs``); ``status`` (a
         :class:`RunStatus` or its string) and ``workflow`` (a name) filter them."""
