@@ -227,7 +227,8 @@ void BM_Resume1000(benchmark::State& state) {
     if (out.status != "succeeded" || served != kResumeSteps) {
       state.SkipWithError(("the resumed run " + out.status + " with " +
                            (served ? std::to_string(*served) : std::string("no")) +
-                           " steps served (of " + std::to_string(kResumeSteps) + ") " + out.error)
+                           " steps served (of " + std::to_string(kResumeSteps) + ")" +
+                           (out.error.empty() ? "" : ": " + out.error))
                               .c_str());
       break;
     }
