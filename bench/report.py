@@ -40,6 +40,28 @@ def load_engine(paths):
     return runs
 
 
+def load_durability(paths):
+    """bench_durability's figures, one value per round for each: µs per step (no store, sync,
+    async), ms per resume of the 1,000-step run, µs per served step, bytes per step."""
+    figs = defaultdict(list)
+    to_ms = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+    for p in paths:
+        with open(p) as f:
+            doc = json.load(f)
+        for b in doc.get("benchmarks", []):
+            if b.get("run_type", "iteration") != "iteration" or b.get("error_occurred"):
+                continue
+            name = b["name"].split("/")[0].replace("BM_", "")
+            if "us_per_step" in b:  # the counters are seconds per step
+                figs[name].append(b["us_per_step"] * 1e6)
+            if name == "Resume1000":
+                figs["resume_ms"].append(b["real_time"] * to_ms[b.get("time_unit", "ns")])
+                figs["served_us"].append(b["us_per_served_step"] * 1e6)
+                figs["store_bytes"].append(b["store_B_per_step"])
+                figs["row_bytes"].append(b["step_row_B_per_step"])
+    return figs
+
+
 def med(values):
     return statistics.median(values) if values else None
 
@@ -100,6 +122,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--raw", required=True)
     ap.add_argument("--engine", nargs="*", default=[])
+    ap.add_argument("--durability", nargs="*", default=[])
     ap.add_argument("--cold")
     ap.add_argument("--listen-drops", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=0)
@@ -196,6 +219,26 @@ def main():
     if nj and j:
         out.append(f"| cost of the journal | {fmt(j - nj, 1)} µs per step ({rfmt(j / nj)}) |")
     out.append("")
+
+    # Durability cost without I/O (bench_durability)
+    dur = load_durability(a.durability)
+    if dur:
+        out.append("## Durability cost (bench_durability: 100 sequential mock calls at zero latency, "
+                   "SQLite store in a temp folder)\n")
+        out.append("| | figure | journal's cost per step |\n|---|---|---|")
+        base = med(dur.get("Step_NoStore", []))
+        for key, label in (("Step_NoStore", "µs per step, no store"),
+                           ("Step_JournalSync", "µs per step, journal at `durability: sync`"),
+                           ("Step_JournalAsync", "µs per step, journal at `durability: async`")):
+            v = med(dur.get(key, []))
+            cost = "" if key == "Step_NoStore" or v is None or base is None else f"{fmt(v - base, 1)} µs"
+            out.append(f"| {label} | {spread(dur.get(key, []), 1)} | {cost} |")
+        out.append(f"| resume of a 1,000-step run, every step served | {spread(dur['resume_ms'], 1)} ms "
+                   f"({fmt(med(dur['served_us']), 1)} µs per served step) | |")
+        out.append(f"| bytes stored per step: the store's main file (steps, their events, "
+                   f"indexes; after a checkpoint) | {spread(dur['store_bytes'])} B | |")
+        out.append(f"| bytes stored per step: the step rows alone | {spread(dur['row_bytes'])} B | |")
+        out.append("")
 
     # Cold start
     if a.cold and os.path.exists(a.cold):
