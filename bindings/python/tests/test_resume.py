@@ -88,3 +88,23 @@ def test_submitted_runs_are_driven_by_two_python_workers_exactly_once(tmp_path):
             assert details["epoch"] == 1
         with pytest.raises(TimeoutError):
             one.wait(one.submit(wf, {"n": 99}), timeout=0.2)
+
+
+def test_signals_and_approvals_reach_a_running_workflow_from_python(host):
+    run = host.run_source(lua('''
+  local go = troupe.wait_signal("go", 30)
+  local d = troupe.approve{ title = "merge?", choices = { "merge", "close" } }
+  return { go = go.n, choice = d.choice, by = d.by, comment = d.comment }''', name="gate"))
+    deadline = time.monotonic() + 30
+    host.signal(run.id, "go", {"n": 7})
+    while not host.approvals(run.id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [pending] = host.approvals(run.id)
+    assert pending["request"]["title"] == "merge?"
+    with pytest.raises(ValueError):
+        host.approve(run.id, choice="maybe")
+    decided = host.approve(run.id, pending["key"], choice="merge", comment="lgtm", by="ana")
+    assert decided["decided_now"] is True
+    assert run.result(timeout=30) == {"go": 7, "choice": "merge", "by": "ana", "comment": "lgtm"}
+    again = host.approve(run.id, pending["key"], choice="close", by="bob")
+    assert again["decided_now"] is False and again["choice"] == "merge"
