@@ -70,6 +70,9 @@ constexpr const char* kDeleteStepsSql =
 constexpr const char* kDeleteEventsSql =
     "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE run_id = ?1 LIMIT ?2)";
 constexpr const char* kDeleteCancelSql = "DELETE FROM cancel_requests WHERE run_id = ?1";
+// A run's signals and approvals are few (one per wait): deleted whole with the run.
+constexpr const char* kDeleteSignalsSql = "DELETE FROM signals WHERE run_id = ?1";
+constexpr const char* kDeleteApprovalsSql = "DELETE FROM approvals WHERE run_id = ?1";
 constexpr const char* kDeleteRunSql = "DELETE FROM runs WHERE rowid = ?1";
 constexpr const char* kCountStepsSql = "SELECT count(*) FROM steps WHERE run_id = ?1";
 constexpr const char* kCountEventsSql = "SELECT count(*) FROM events WHERE run_id = ?1";
@@ -122,6 +125,8 @@ class Collector {
       delete_steps_ = prepare(kDeleteStepsSql);
       delete_events_ = prepare(kDeleteEventsSql);
       delete_cancel_ = prepare(kDeleteCancelSql);
+      delete_signals_ = prepare(kDeleteSignalsSql);
+      delete_approvals_ = prepare(kDeleteApprovalsSql);
       delete_run_ = prepare(kDeleteRunSql);
     }
   }
@@ -190,6 +195,10 @@ class Collector {
       if (rows >= max_rows) return true;
       sqlite3_bind_text(delete_cancel_.get(), 1, run.id.c_str(), -1, SQLITE_TRANSIENT);
       step_done(delete_cancel_.get(), "delete cancel requests");
+      sqlite3_bind_text(delete_signals_.get(), 1, run.id.c_str(), -1, SQLITE_TRANSIENT);
+      step_done(delete_signals_.get(), "delete signals");
+      sqlite3_bind_text(delete_approvals_.get(), 1, run.id.c_str(), -1, SQLITE_TRANSIENT);
+      step_done(delete_approvals_.get(), "delete approvals");
       sqlite3_bind_int64(delete_run_.get(), 1, run.rowid);
       step_done(delete_run_.get(), "delete runs");
       batch.runs += static_cast<uint64_t>(sqlite3_changes(db_.get()));
@@ -296,7 +305,8 @@ class Collector {
   const std::string path_;
   const GcOptions options_;
   std::unique_ptr<sqlite3, DbCloser> db_;  // declared before the statements: closed after them
-  StmtPtr next_, delete_steps_, delete_events_, delete_cancel_, delete_run_;
+  StmtPtr next_, delete_steps_, delete_events_, delete_cancel_, delete_signals_, delete_approvals_,
+      delete_run_;
   StmtPtr count_steps_, count_events_;
   Cursor cursor_;
   GcResult done_;

@@ -1241,6 +1241,7 @@ constexpr const char* kDecideSql =
 
 int64_t SqliteStore::send_signal(const std::string& run_id, const std::string& name,
                                  const std::string& data_json, int64_t sent_ms) {
+  flush();  // this process's own writes first (the run it signals may have just been created)
   int64_t seq = 0;
   std::string data = log::redact(data_json);
   direct(
@@ -1263,6 +1264,7 @@ int64_t SqliteStore::send_signal(const std::string& run_id, const std::string& n
 std::optional<ApprovalRecord> SqliteStore::decide_approval(
     const std::string& run_id, const std::string& step_key, const std::string& choice,
     const std::string& decided_by, const std::string& comment, int64_t decided_ms, bool defaulted) {
+  flush();  // this process's own writes first (the approval may have just been asked)
   std::string clean_comment = log::redact(comment);
   direct("decide_approval", kDecideSql, [&](sqlite3_stmt* s) {
     bind_text(s, 1, run_id);

@@ -104,6 +104,12 @@ TEST_F(StoreGcTest, OldRunsOfEveryEndedStatusGoWithTheirStepsEventsAndCancelRequ
   add_run(*store, "bad", "failed", kOld);
   add_run(*store, "stopped", "cancelled", kOld);
   store->request_cancel("stopped", "late ask", kOld);
+  store->send_signal("ok", "go", "1", kOld);
+  ApprovalRecord approval;
+  approval.run_id = "bad";
+  approval.step_key = "3";
+  approval.requested_ms = kOld;
+  store->request_approval(approval);
   store->flush();
 
   GcResult r = store->delete_old_runs(older_than_30d());
@@ -119,6 +125,8 @@ TEST_F(StoreGcTest, OldRunsOfEveryEndedStatusGoWithTheirStepsEventsAndCancelRequ
   EXPECT_TRUE(store->cancel_requests().empty());
   EXPECT_EQ(count("SELECT count(*) FROM steps"), 0);
   EXPECT_EQ(count("SELECT count(*) FROM events"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM signals"), 0);
+  EXPECT_EQ(count("SELECT count(*) FROM approvals"), 0);
 }
 
 TEST_F(StoreGcTest, RunsNotEndedAreKeptHoweverOld) {

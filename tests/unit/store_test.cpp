@@ -182,7 +182,7 @@ TEST_F(StoreTest, OpenCreatesFoldersAndFreshFileAtTheLatestSchemaVersionInWalMod
                       "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
                       "WHERE type IN ('table','index') AND name NOT LIKE 'sqlite%' "
                       "ORDER BY name)"),
-            "cancel_requests,events,events_by_run,runs,runs_by_created,runs_unfinished,scripts,steps");
+            "approvals,approvals_pending,cancel_requests,events,events_by_run,runs,runs_by_created,runs_unfinished,scripts,signals,signals_by_run,steps");
 }
 
 TEST_F(StoreTest, CancelRequestsAreKeptUntilCleared) {
