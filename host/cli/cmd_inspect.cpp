@@ -15,9 +15,6 @@
 #include "store/store.h"
 
 namespace troupe::cli {
-namespace {
-
-using nlohmann::json;
 
 std::unique_ptr<Store> open_store(const Common& common) {
   std::string path;
@@ -32,7 +29,6 @@ std::unique_ptr<Store> open_store(const Common& common) {
   }
 }
 
-// Resolves a run id or prefix; prints the reason and returns nullopt when it fails.
 std::optional<RunRecord> find_run(const Store& store, const std::string& id) {
   try {
     auto run = store.get_run(id);
@@ -43,6 +39,10 @@ std::optional<RunRecord> find_run(const Store& store, const std::string& id) {
     return std::nullopt;
   }
 }
+
+namespace {
+
+using nlohmann::json;
 
 std::string status_cell(const std::string& status, const Style& s) {
   if (status == "succeeded") return s.green(status);

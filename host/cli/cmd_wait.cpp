@@ -21,32 +21,12 @@ bool ended(const std::string& status) {
   return status == "succeeded" || status == "failed" || status == "cancelled";
 }
 
-std::unique_ptr<Store> open_for_reading(const Common& common) {
-  try {
-    return Store::open_readonly(store_path_for(common));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "troupe: %s\n", e.what());
-    return nullptr;
-  }
-}
-
-std::optional<RunRecord> lookup(const Store& store, const std::string& id) {
-  try {
-    auto run = store.get_run(id);
-    if (!run) std::fprintf(stderr, "troupe: no run with id '%s'\n", id.c_str());
-    return run;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "troupe: %s\n", e.what());
-    return std::nullopt;
-  }
-}
-
 }  // namespace
 
 int cmd_status(const Common& common, const std::string& id) {
-  auto store = open_for_reading(common);
+  auto store = open_store(common);
   if (!store) return kUsage;
-  auto run = lookup(*store, id);
+  auto run = find_run(*store, id);
   if (!run) return kUsage;
   size_t steps = store->get_steps(run->id).size();
   if (common.json) {
@@ -65,9 +45,9 @@ int cmd_status(const Common& common, const std::string& id) {
 }
 
 int cmd_wait(const Common& common, const WaitArgs& args) {
-  auto store = open_for_reading(common);
+  auto store = open_store(common);
   if (!store) return kUsage;
-  auto run = lookup(*store, args.run_id);
+  auto run = find_run(*store, args.run_id);
   if (!run) return kUsage;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(args.timeout_s);
   while (!ended(run->status)) {

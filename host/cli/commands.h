@@ -1,9 +1,12 @@
 // commands.h: the troupe subcommands and their options (parsed in main.cpp).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
+
 #include <vector>
+#include "store/store.h"
 
 namespace troupe::cli {
 
@@ -95,5 +98,9 @@ int cmd_version(const Common& common);
 
 // The store path the inspection commands read: --store, else the config's.
 std::string store_path_for(const Common& common);
+// That store, read-only; prints why not (and a hint) and returns null. (cmd_inspect.cpp)
+std::unique_ptr<Store> open_store(const Common& common);
+// Resolves a run id or prefix; prints the reason and returns nullopt when it fails.
+std::optional<RunRecord> find_run(const Store& store, const std::string& id);
 
 }  // namespace troupe::cli

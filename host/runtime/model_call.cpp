@@ -131,6 +131,28 @@ bool served_result(const StepRecord& rec, CallResult* result, std::string* error
   return false;
 }
 
+namespace {
+
+// What host.chat returns for a call's result: (true, response) or (false, error table).
+Pusher chat_pusher(bool ok, CallResult result, const std::string& text, const std::string& key) {
+  if (ok) {
+    return [json = std::move(result.result_json)](lua_State* co) {
+      std::string err;
+      lua_pushboolean(co, 1);
+      if (!lua::push_json(co, json, &err)) lua_pushnil(co);
+      return 2;
+    };
+  }
+  return [result = std::move(result), text, key](lua_State* co) {
+    lua_pushboolean(co, 0);
+    push_error_table(co, troupe_status_name(result.status), result.error, result.retryable,
+                     result.retry_after_ms, key, text);
+    return 2;
+  };
+}
+
+}  // namespace
+
 // host.chat(agent, "provider/model", role|nil, request) -> true, response | false, error
 int prim_chat(lua_State* L) {
   Core* core = core_of(L);
@@ -139,23 +161,8 @@ int prim_chat(lua_State* L) {
   if (c.served) {
     CallResult result;
     std::string text;
-    Pusher push;
-    if (served_result(*c.served, &result, &text)) {
-      push = [json = std::move(result.result_json)](lua_State* co) {
-        std::string err;
-        lua_pushboolean(co, 1);
-        if (!lua::push_json(co, json, &err)) lua_pushnil(co);
-        return 2;
-      };
-    } else {
-      push = [result, text, key = c.key](lua_State* co) {
-        lua_pushboolean(co, 0);
-        push_error_table(co, troupe_status_name(result.status), result.error, result.retryable,
-                         result.retry_after_ms, key, text);
-        return 2;
-      };
-    }
-    core->serve(core->shared(t), c.key, std::move(push));
+    bool ok = served_result(*c.served, &result, &text);
+    core->serve(core->shared(t), c.key, chat_pusher(ok, std::move(result), text, c.key));
     return suspend_task(L, t);
   }
   std::weak_ptr<Task> weak = core->shared(t);
@@ -169,22 +176,8 @@ int prim_chat(lua_State* L) {
     if (!task) return;
     task->cancel_op = nullptr;
     std::string text;
-    Pusher push;
-    if (settle_chat(&step, &result, t0, &text)) {
-      push = [json = std::move(result.result_json)](lua_State* co) {
-        std::string err;
-        lua_pushboolean(co, 1);
-        if (!lua::push_json(co, json, &err)) lua_pushnil(co);
-        return 2;
-      };
-    } else {
-      push = [result, text, key = step.step_key](lua_State* co) {
-        lua_pushboolean(co, 0);
-        push_error_table(co, troupe_status_name(result.status), result.error, result.retryable,
-                         result.retry_after_ms, key, text);
-        return 2;
-      };
-    }
+    bool ok = settle_chat(&step, &result, t0, &text);
+    Pusher push = chat_pusher(ok, std::move(result), text, step.step_key);
     core->finish_step(task, std::move(step), std::move(push));
   };
   uint64_t call = c.provider->start_call("chat", c.body, false,
