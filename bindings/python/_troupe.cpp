@@ -459,6 +459,7 @@ class NativeHost {
       py::gil_scoped_release nogil;
       check_input_json(data_json, "data");
     }
+    flush();  // a run this host just started is in the store before it is looked up
     Store& s = store();
     auto run = s.get_run(run_id);
     if (!run) throw HostError("no run with id '" + run_id + "'");
@@ -489,6 +490,7 @@ class NativeHost {
   // The decision as it stands afterwards, as JSON (its "decided_now": whether this one won).
   std::string approve(const std::string& run_id, const std::string& key, const std::string& choice,
                       const std::string& by, const std::string& comment) {
+    flush();
     Store& s = store();
     auto run = s.get_run(run_id);
     if (!run) throw HostError("no run with id '" + run_id + "'");
