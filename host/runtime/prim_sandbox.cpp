@@ -90,6 +90,36 @@ int prim_now(lua_State* L) {
   return 1;
 }
 
+// host.patched(id) -> bool: troupe.patched — whether this run takes the new code path of a
+// change guarded by `id`. A run that reaches the patch for the first time with nothing recorded
+// after this point takes it (and the journal keeps a marker, so a later resume does again); a
+// resumed run whose journal goes on past this point without the marker was recorded by the old
+// code, and keeps the old path. The marker takes no ordinal: adding a patch shifts no key.
+int prim_patched(lua_State* L) {
+  Core* core = core_of(L);
+  Task* t = task_of(L);
+  std::string id = luaL_checkstring(L, 1);
+  Run& run = *t->run;
+  std::string marker = t->key(t->ordinal) + "#patch:" + id;
+  bool recorded = run.journal.count(marker) > 0;
+  bool old_path = !recorded && run.journal.count(t->key(t->ordinal + 1)) > 0;
+  if (!recorded && !old_path && core->store) {
+    StepRecord step;
+    step.run_id = run.id;
+    step.step_key = marker;
+    step.kind = "patch";
+    step.agent = id;
+    step.request_json = "{}";
+    step.response_json = "{}";
+    step.status = "succeeded";
+    step.started_ms = step.finished_ms = unix_ms();
+    run.journal.emplace(marker, step);  // asked again in this run: the same answer
+    core->store->record_step(step);
+  }
+  lua_pushboolean(L, !old_path);
+  return 1;
+}
+
 // host.random([m [, n]]): math.random with a per-run, deterministic stream.
 int prim_random(lua_State* L) {
   uint64_t x = next_random(task_of(L)->rng);

@@ -100,6 +100,7 @@ void push_primitives(lua_State* L, Core* core) {
       {"map", prim_map},
       {"log", prim_log},
       {"now", prim_now},
+      {"patched", prim_patched},
       {"random", prim_random},
       {"randomseed", prim_randomseed},
       {"killed", prim_killed},

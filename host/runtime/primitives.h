@@ -61,6 +61,7 @@ int prim_wait_signal(lua_State* L);    // prim_outside.cpp
 int prim_approve(lua_State* L);        // prim_outside.cpp
 int prim_log(lua_State* L);            // prim_sandbox.cpp, from here on
 int prim_now(lua_State* L);
+int prim_patched(lua_State* L);
 int prim_random(lua_State* L);
 int prim_randomseed(lua_State* L);
 int prim_killed(lua_State* L);

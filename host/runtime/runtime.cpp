@@ -281,7 +281,7 @@ std::string Core::resume(const ResumeSpec& spec, std::function<void(const RunOut
     // Answers that resume a task; not the clock or tool records (served in place), nor
     // escalations (no task waits on them).
     if (step.status != "pending" && step.kind != "now" && step.kind != "tool" &&
-        step.kind != "escalation") {
+        step.kind != "escalation" && step.kind != "patch") {
       run->delivery_order.emplace(step.step_key, static_cast<uint32_t>(run->delivery_order.size()));
     }
     std::string key = step.step_key;

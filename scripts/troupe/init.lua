@@ -39,6 +39,7 @@ troupe.sleep = clock.sleep
 troupe.http = require("troupe.http")
 troupe.log = require("troupe.log")
 troupe.now = clock.now
+troupe.patched = workflow.patched
 troupe.array = json.array
 troupe.json = { encode = json.encode, decode = json.decode }
 troupe.wait_signal = outside.wait_signal

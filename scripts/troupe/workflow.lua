@@ -1,4 +1,6 @@
--- workflow.lua (troupe.workflow): troupe.workflow{...}, what a workflow script returns.
+-- workflow.lua (troupe.workflow): troupe.workflow{...}, what a workflow script returns, and
+-- troupe.patched(id), how a workflow changes safely while runs of its old version are in flight.
+local host = ...
 
 local Workflow = { __name = "troupe.workflow", __metatable = false }
 
@@ -24,5 +26,15 @@ function workflow.workflow(def)
 end
 
 function workflow.is_workflow(v) return type(v) == "table" and rawgetmetatable(v) == Workflow end
+
+--- troupe.patched(id) -> bool: true on the new code path of a change guarded by `id`; false
+--- for a run recorded before the change, resumed now (Temporal's patching):
+---   if troupe.patched("ask-twice") then ... new steps ... else ... old steps ... end
+function workflow.patched(id)
+  if type(id) ~= "string" or id == "" then
+    error("troupe.patched expects the change's id (a non-empty string)", 2)
+  end
+  return host.patched(id)
+end
 
 return workflow

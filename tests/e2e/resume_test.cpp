@@ -1,0 +1,119 @@
+// resume_test.cpp: resuming a run whose script changed, through the binary — refused unless
+// --allow-changed; a served step that no longer matches stops the run naming the step and both
+// sides; troupe.patched keeps an old run on its old path while new runs take the new one.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "e2e/process.h"
+#include "support/test_paths.h"
+
+namespace troupe::test {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+// Three calls 300 ms apart; `middle` is what the edited versions put between the first two.
+std::string workflow(const std::string& middle) {
+  return "local troupe = require(\"troupe\")\n"
+         "return troupe.workflow{ name = \"v\", run = function(input)\n"
+         "  local a = troupe.agent{ name = \"a\", model = \"mock/m1\", history = false }\n"
+         "  local out = { a:ask(\"one\") }\n" +
+         middle +
+         "  out[#out + 1] = a:ask(\"two\")\n"
+         "  out[#out + 1] = a:ask(\"three\")\n"
+         "  return out\n"
+         "end }\n";
+}
+
+class Resume : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "troupe-resume-script-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    std::ofstream(dir_ / "troupe.yaml") << "store: troupe.db\nproviders:\n  mock:\n"
+                                        << "    plugin: mock\n    settings: {latency_ms: 300}\n";
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!HasFailure()) fs::remove_all(dir_, ec);
+  }
+  ProcessOptions options(std::vector<std::string> args) const {
+    args.insert(args.begin(), troupe_binary());
+    ProcessOptions o;
+    o.args = std::move(args);
+    o.cwd = dir_.string();
+    o.unset_env = {"TROUPE_PLUGIN_PATH", "NO_COLOR"};
+    return o;
+  }
+  json troupe_json(std::vector<std::string> args) {
+    args.insert(args.begin(), "--json");
+    ProcessResult r = Process(options(std::move(args))).wait();
+    json out = json::parse(r.out, nullptr, false);
+    EXPECT_FALSE(out.is_discarded()) << r.describe();
+    return out;
+  }
+  // Runs the original script and kills it once `calls` calls are journaled; returns the run.
+  std::string killed_after(size_t calls) {
+    std::ofstream(dir_ / "wf.lua") << workflow("");
+    Process victim(options({"run", "wf.lua"}));
+    for (int i = 0; i < 200; ++i) {
+      json runs = troupe_json({"runs"});
+      if (runs.is_array() && !runs.empty()) {
+        json shown = troupe_json({"show", runs[0]["id"]});
+        if (shown["steps"].size() == calls) {
+          victim.send_signal(SIGKILL);
+          victim.wait();
+          return runs[0]["id"];
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << calls << " calls were never journaled";
+    return "";
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(Resume, AChangedScriptIsRefusedAndAStepThatNoLongerMatchesStopsTheRunNamingIt) {
+  std::string id = killed_after(2);
+  ASSERT_FALSE(id.empty());
+  // The edit asks something else where the journal holds "two".
+  std::ofstream(dir_ / "wf.lua") << workflow("  out[#out + 1] = a:ask(\"inserted\")\n");
+  ProcessResult refused = Process(options({"resume", id})).wait();
+  EXPECT_EQ(refused.exit_code, 2) << refused.describe();
+  EXPECT_NE(refused.err.find("changed since the run started"), std::string::npos) << refused.err;
+
+  // Its first step matches and is served; the second asks another question: the run stops with
+  // an error naming the step, never the recorded answer to the old question.
+  json diverged = troupe_json({"resume", id, "--allow-changed"});
+  EXPECT_EQ(diverged["status"], "failed") << diverged.dump();
+  std::string error = diverged.value("error", "");
+  EXPECT_NE(error.find("resume: step 2 does not match the journal"), std::string::npos) << error;
+  EXPECT_NE(error.find("another request"), std::string::npos) << error;
+}
+
+TEST_F(Resume, PatchedKeepsAnOldRunOnItsOldPathAndNewRunsOnTheNewOne) {
+  // Recorded past the patch's place by the old script: the resumed run keeps the old path.
+  std::string id = killed_after(2);
+  ASSERT_FALSE(id.empty());
+  std::ofstream(dir_ / "wf.lua") << workflow(
+      "  if troupe.patched(\"extra\") then out[#out + 1] = a:ask(\"extra\") end\n");
+  json old_run = troupe_json({"resume", id, "--allow-changed"});
+  ASSERT_EQ(old_run["status"], "succeeded") << old_run.dump();
+  EXPECT_EQ(old_run["output"].size(), 3u) << "the old run keeps its path";
+  json new_run = troupe_json({"run", "wf.lua"});
+  ASSERT_EQ(new_run["status"], "succeeded") << new_run.dump();
+  EXPECT_EQ(new_run["output"].size(), 4u) << "a new run takes the patch";
+}
+
+}  // namespace
+}  // namespace troupe::test
