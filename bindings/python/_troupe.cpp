@@ -366,6 +366,21 @@ class NativeHost {
                         std::string* error) { return rt.resume(spec, std::move(on_done), error); });
   }
 
+  // Host.fork / Host.replay: Runtime::fork; a refusal raises ResumeRefused.
+  std::shared_ptr<RunState> fork(const std::string& run_id, const std::string& from_step,
+                                 const std::string& input_json, const std::string& script_path,
+                                 bool offline) {
+    host();
+    ForkSpec spec;
+    spec.run_id = run_id;
+    spec.from_step = from_step;
+    spec.input_json = input_json;
+    spec.script_path = script_path;
+    spec.offline = offline;
+    return begin([spec](Runtime& rt, std::function<void(const RunOutcome&)> on_done,
+                        std::string* error) { return rt.fork(spec, std::move(on_done), error); });
+  }
+
   // Starts a run on the loop thread with `how` (Runtime::start or resume: the id, or "" with
   // *error) and returns its state once it has an id.
   using Begin =
@@ -895,6 +910,14 @@ PYBIND11_MODULE(_troupe, m) {
           },
           py::keep_alive<0, 1>(), py::arg("run_id"), py::arg("allow_changed") = false,
           py::arg("only_due") = false)
+      .def(
+          "fork",
+          [](NativeHost& h, const std::string& run_id, const std::string& from_step,
+             const std::string& input_json, const std::string& script_path, bool offline) {
+            return NativeRun(h.fork(run_id, from_step, input_json, script_path, offline), &h);
+          },
+          py::keep_alive<0, 1>(), py::arg("run_id"), py::arg("from_step"), py::arg("input_json"),
+          py::arg("script_path"), py::arg("offline"))
       .def("submit", &NativeHost::submit, py::arg("path"), py::arg("input_json"))
       .def("claimable", &NativeHost::claimable, py::arg("limit"))
       .def("signal", &NativeHost::signal, py::arg("run_id"), py::arg("name"), py::arg("data_json"))

@@ -131,10 +131,10 @@ int cmd_run(const Common& common, const RunArgs& args) {
   std::unique_ptr<Host> host;
   try {
     // Everything the user handed over is checked before the store is opened or a run begins.
-    if (args.resume_id.empty()) {
-      input = read_input_argument(args.input);
-      check_workflow_file(args.workflow);
-    }
+    bool fresh = args.resume_id.empty() && args.fork_id.empty() && args.replay_id.empty();
+    if (fresh || !args.input.empty()) input = read_input_argument(args.input);
+    if (fresh) check_workflow_file(args.workflow);
+    if (!args.script.empty()) check_workflow_file(args.script);
     Config config = find_config(common.config_path);
     if (!common.store_path.empty()) config.store_path = common.store_path;
     host = std::make_unique<Host>(std::move(config));
@@ -179,20 +179,31 @@ int cmd_run(const Common& common, const RunArgs& args) {
     outcome = o;
     done = true;
   };
-  if (args.resume_id.empty()) {
+  if (args.resume_id.empty() && args.fork_id.empty() && args.replay_id.empty()) {
     run_id = host->runtime().start(spec, on_done);
   } else {
-    ResumeSpec resume;
-    resume.run_id = args.resume_id;
-    resume.allow_changed = args.allow_changed;
     std::string error;
-    run_id = host->runtime().resume(resume, on_done, &error);
+    if (!args.resume_id.empty()) {
+      ResumeSpec resume;
+      resume.run_id = args.resume_id;
+      resume.allow_changed = args.allow_changed;
+      run_id = host->runtime().resume(resume, on_done, &error);
+    } else {
+      ForkSpec fork;
+      fork.run_id = args.fork_id.empty() ? args.replay_id : args.fork_id;
+      fork.from_step = args.from_step;
+      fork.input_json = input;
+      fork.script_path = args.script;
+      fork.offline = !args.replay_id.empty();
+      run_id = host->runtime().fork(fork, on_done, &error);
+    }
     if (run_id.empty()) {
       std::signal(SIGINT, SIG_DFL);
       std::signal(SIGTERM, SIG_DFL);
       g_runtime = nullptr;
       if (common.json) {
-        std::printf("%s\n", json{{"run_id", args.resume_id}, {"error", error}}.dump(2).c_str());
+        std::string asked = args.resume_id + args.fork_id + args.replay_id;
+        std::printf("%s\n", json{{"run_id", asked}, {"error", error}}.dump(2).c_str());
       }
       std::fprintf(stderr, "troupe: %s\n", error.c_str());
       return kUsage;
@@ -264,6 +275,17 @@ int cmd_run(const Common& common, const RunArgs& args) {
     return kOk;
   }
   bool ok = outcome.status == "succeeded";
+  // A replay answers one question: does the (edited) script still do what the run did?
+  json replay;
+  if (!args.replay_id.empty()) {
+    auto recorded = host->store()->get_run(args.replay_id);
+    bool same = ok && recorded &&
+                json::parse(recorded->output_json, nullptr, false) ==
+                    json::parse(outcome.output_json, nullptr, false);
+    replay = {{"parent", recorded ? recorded->id : args.replay_id},
+              {"diverged", !ok},
+              {"same_output", same}};
+  }
   if (common.json) {
     json out = {{"run_id", outcome.run_id}, {"workflow", outcome.workflow},
                 {"status", outcome.status}, {"steps", steps},
@@ -271,8 +293,19 @@ int cmd_run(const Common& common, const RunArgs& args) {
                 {"duration_ms", duration}};
     out["output"] = ok ? json::parse(outcome.output_json, nullptr, false) : json(nullptr);
     if (!outcome.error.empty()) out["error"] = outcome.error;
+    if (!replay.is_null()) out["replay"] = replay;
     std::printf("%s\n", out.dump(2).c_str());
   } else {
+    if (!replay.is_null()) {
+      std::fprintf(stderr, "%s\n",
+                   ok ? ("replay of run " + replay["parent"].get<std::string>() +
+                         ": no divergence; the output is " +
+                         (replay["same_output"].get<bool>() ? "the same" : "different"))
+                            .c_str()
+                      : ("replay of run " + replay["parent"].get<std::string>() +
+                         " diverges: " + one_line(outcome.error, 300))
+                            .c_str());
+    }
     if (!args.quiet) {
       std::string summary =
           (ok ? err_style.green("✓ " + outcome.status) : err_style.red("✗ " + outcome.status)) +

@@ -32,6 +32,10 @@ struct RunArgs {
   std::string resume_id;       // troupe resume: the run to take over (workflow and input unused)
   bool allow_changed = false;  // troupe resume --allow-changed
   bool detach = false;         // troupe run --detach: queue it for a worker, print its id
+  std::string fork_id;         // troupe fork RUN --from STEP [--input]
+  std::string from_step;
+  std::string replay_id;  // troupe replay RUN [--script FILE]
+  std::string script;
 };
 
 struct WorkerArgs {

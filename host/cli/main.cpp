@@ -63,6 +63,18 @@ int main(int argc, char** argv) {
   approve->add_option("--comment", approve_args.comment, "Recorded with the decision");
   approve->add_option("--by", approve_args.by, "Who decides (default: $USER)");
 
+  auto* fork = app.add_subcommand(
+      "fork", "Start a new run that reuses a run's journal up to a step and runs live from there");
+  fork->add_option("run", run_args.fork_id, "Run id (or a unique prefix of it)")->required();
+  fork->add_option("--from", run_args.from_step, "The last step reused (its key)")->required();
+  fork->add_option("-i,--input", run_args.input, "Another input: JSON text, or @file.json");
+  fork->add_flag("-q,--quiet", run_args.quiet, "No progress or log lines, only the result");
+  auto* replay = app.add_subcommand(
+      "replay", "Re-execute a recorded run offline against its journal; report any divergence");
+  replay->add_option("run", run_args.replay_id, "Run id (or a unique prefix of it)")->required();
+  replay->add_option("--script", run_args.script, "An edited script to check against it");
+  replay->add_flag("-q,--quiet", run_args.quiet, "No progress or log lines, only the result");
+
   auto* resume = app.add_subcommand(
       "resume", "Take over an interrupted run: re-run its script, serving finished steps");
   resume->add_option("run", run_args.resume_id, "Run id (or a unique prefix of it)")->required();
@@ -119,7 +131,7 @@ int main(int argc, char** argv) {
   // Each command reports the errors it expects (usage, configuration, input: kUsage); anything
   // else that escapes is a bug, reported as one instead of an abort.
   try {
-    if (*run || *resume) return cmd_run(common, run_args);
+    if (*run || *resume || *fork || *replay) return cmd_run(common, run_args);
     if (*worker) return cmd_worker(common, worker_args);
     if (*signal) return cmd_signal(common, signal_args);
     if (*approvals) return cmd_approvals(common, approvals_run);

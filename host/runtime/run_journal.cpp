@@ -72,9 +72,15 @@ std::string short_hash(const std::string& hash) {
 
 const StepRecord* Core::served_step(lua_State* co, Run& run, const std::string& key,
                                     const StepCall& call) {
-  if (run.journal.empty()) return nullptr;
   auto it = run.journal.find(key);
-  if (it == run.journal.end()) return nullptr;
+  if (it == run.journal.end()) {
+    if (!run.offline) return nullptr;
+    // A replay makes no call: what the journal does not answer is where the script diverges.
+    run.kill_reason = "replay: the script diverges at step " + key + ": it makes a " + call.kind +
+                      " call" + (call.agent.empty() ? "" : " ('" + call.agent + "')") +
+                      " where the journal of run " + run.parent_run + " holds nothing";
+    luaL_error(co, "%s", run.kill_reason.c_str());
+  }
   const StepRecord& rec = it->second;
   std::string differs;
   if (rec.kind != call.kind) {
@@ -91,7 +97,9 @@ const StepRecord* Core::served_step(lua_State* co, Run& run, const std::string& 
   }
   if (!differs.empty()) {
     // Never serve a recorded answer to another question: the run stops, whatever pcall does.
-    run.kill_reason = "resume: step " + key + " does not match the journal: " + differs +
+    const char* mode = run.offline ? "replay" : run.parent_run.empty() ? "resume" : "fork";
+    run.kill_reason = std::string(mode) + ": step " + key +
+                      " does not match the journal: " + differs +
                       ". A changed workflow shifts its steps; guard changes with " +
                       "troupe.patched(id) so that runs in flight keep the old path";
     luaL_error(co, "%s", run.kill_reason.c_str());

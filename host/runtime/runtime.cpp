@@ -299,6 +299,94 @@ std::string Core::resume(const ResumeSpec& spec, std::function<void(const RunOut
   return run->id;
 }
 
+std::string Core::fork(const ForkSpec& spec, std::function<void(const RunOutcome&)> on_done,
+                       std::string* error) {
+  if (store == nullptr) {
+    *error = "fork and replay need a store: this host keeps no journal";
+    return "";
+  }
+  std::optional<RunRecord> parent = store->get_run(spec.run_id);
+  if (!parent) {
+    *error = "no run '" + spec.run_id + "' in the store";
+    return "";
+  }
+  std::vector<StepRecord> steps = store->get_steps(parent->id);
+  std::sort(steps.begin(), steps.end(),
+            [](const StepRecord& a, const StepRecord& b) { return a.seq < b.seq; });
+  if (!spec.from_step.empty()) {
+    auto last = std::find_if(steps.begin(), steps.end(),
+                             [&](const StepRecord& s) { return s.step_key == spec.from_step; });
+    if (last == steps.end()) {
+      *error = "run " + parent->id + " has no step " + spec.from_step;
+      return "";
+    }
+    steps.erase(last + 1, steps.end());  // the journal as it stood once that step was recorded
+  }
+  // The script: another one, else the recorded run's file if unchanged, else its kept text.
+  RunSpec script;
+  std::string source = parent->source;
+  if (!spec.script_path.empty()) {
+    script.source_path = spec.script_path;
+    source = spec.script_path;
+  } else {
+    std::optional<std::string> text;
+    std::string current;
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(parent->source, ec) &&
+        read_file(parent->source, &current, error) && sha256_hex(current) == parent->script_hash) {
+      script.source_path = parent->source;
+    } else if ((text = store->get_script(parent->script_hash))) {
+      script.source = std::move(*text);
+      script.chunk_name = parent->source;
+    } else {
+      *error = "run " + parent->id + ": its script " + parent->source +
+               " is gone and the store does not hold its text";
+      return "";
+    }
+  }
+  auto run = std::make_shared<Run>();
+  run->core = this;
+  run->id = make_run_id();
+  run->created_ms = unix_ms();
+  run->on_done = std::move(on_done);
+  run->workflow = parent->workflow;
+  run->source = source;
+  run->input_json = spec.input_json.empty() ? parent->input_json : log::redact(spec.input_json);
+  run->offline = spec.offline;
+  run->parent_run = parent->id;
+  std::error_code ec;
+  if (source != "<string>") {
+    run->dir = std::filesystem::absolute(source, ec).parent_path().string();
+  }
+  std::string load_error;
+  int chunk = load_chunk(script, &run->script_hash, &load_error);
+  if (chunk != LUA_NOREF && script.source_path.empty()) run->chunk_ref = chunk;
+  run->epoch = 1;
+  std::string parent_step = spec.offline ? "(replay)" : spec.from_step;
+  store->create_run({run->id, run->workflow, run->source, run->input_json, "running", "", "",
+                     run->created_ms, 0, run->epoch, owner, unix_ms() + options.lease_ms, 0,
+                     run->script_hash, parent->id, parent_step});
+  for (StepRecord& step : steps) {
+    if (step.status == "cancelled" || step.status == "pending") continue;
+    step.run_id = run->id;
+    // The reused steps become the new run's own record (show, a later resume), then are served.
+    store->record_step(step);
+    if (step.kind != "now" && step.kind != "tool" && step.kind != "escalation" &&
+        step.kind != "patch") {
+      run->delivery_order.emplace(step.step_key, static_cast<uint32_t>(run->delivery_order.size()));
+    }
+    std::string key = step.step_key;
+    run->journal.emplace(std::move(key), std::move(step));
+  }
+  nlohmann::json forked = {{"parent", parent->id},
+                           {"from_step", spec.from_step},
+                           {"journal_steps", run->journal.size()},
+                           {"offline", spec.offline}};
+  emit(*run, spec.offline ? "run.replayed" : "run.forked", "", json_text(forked));
+  launch(run, chunk, std::move(load_error));
+  return run->id;
+}
+
 std::string Core::submit(const RunSpec& spec, std::string* error) {
   if (store == nullptr) {
     *error = "a queued run needs a store: this host keeps no journal";
@@ -564,6 +652,11 @@ Runtime::~Runtime() = default;
 
 std::string Runtime::start(const RunSpec& spec, std::function<void(const RunOutcome&)> on_done) {
   return core_->start(spec, std::move(on_done));
+}
+
+std::string Runtime::fork(const ForkSpec& spec, std::function<void(const RunOutcome&)> on_done,
+                          std::string* error) {
+  return core_->fork(spec, std::move(on_done), error);
 }
 
 std::string Runtime::submit(const RunSpec& spec, std::string* error) {

@@ -84,6 +84,18 @@ struct ResumeSpec {
   bool only_due = false;
 };
 
+// A new run from a recorded one (docs/durability.md): a fork reuses the journal up to a step and
+// runs live from there; a replay re-executes the whole run offline against its journal.
+struct ForkSpec {
+  std::string run_id;       // the recorded run (a full id or a unique prefix)
+  std::string from_step;    // fork: the last step reused, by key ("" : every step)
+  std::string input_json;   // fork: another input ("" : the recorded run's)
+  std::string script_path;  // another script ("" : the recorded run's own)
+  // Replay: every call must be answered by the journal; the first that is not, or that does
+  // not match, fails the new run naming the step (where the script diverges).
+  bool offline = false;
+};
+
 struct RunOutcome {
   std::string run_id;
   std::string workflow;
@@ -132,6 +144,12 @@ class Runtime {
   // run is then untouched. on_done as for start().
   std::string resume(const ResumeSpec& spec, std::function<void(const RunOutcome&)> on_done,
                      std::string* error);
+
+  // Starts a new run from a recorded one (ForkSpec), with its lineage (parent run, step)
+  // recorded. Returns its id, or "" with *error (no such run or step, no script). on_done as for
+  // start().
+  std::string fork(const ForkSpec& spec, std::function<void(const RunOutcome&)> on_done,
+                   std::string* error);
 
   // Queues a run for a worker (troupe run --detach): the script is compiled (a syntax error is
   // refused here) and kept, the run recorded as queued; nothing runs in this process. Returns

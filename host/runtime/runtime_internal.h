@@ -148,6 +148,8 @@ struct Run {
   uint64_t served = 0;                                   // steps served from the journal
   std::unordered_map<std::string, int64_t> signal_seen;  // by name: the last signal seq taken
   bool wait_for_record = false;  // the root starts once create_run is committed (sync)
+  bool offline = false;          // a replay: a call the journal does not answer is a divergence
+  std::string parent_run;        // a fork or replay: the run its journal came from
   // Served answers reach their tasks in the order the first run got them (Core::serve), so that
   // whatever depends on who finished first (an agent's shared history) is the same again.
   std::unordered_map<std::string, uint32_t> delivery_order;  // by step key
@@ -187,6 +189,8 @@ class Core {
   std::string resume(const ResumeSpec& spec, std::function<void(const RunOutcome&)> on_done,
                      std::string* error);
   std::string submit(const RunSpec& spec, std::string* error);
+  std::string fork(const ForkSpec& spec, std::function<void(const RunOutcome&)> on_done,
+                   std::string* error);
   // Any thread, while the core exists. A run busy computing stops at its next count hook;
   // the rest (pending calls, the record) happens on the loop, soon after.
   void cancel(const std::string& run_id, const std::string& reason);

@@ -18,6 +18,7 @@
 
 #include "e2e/process.h"
 #include "support/test_paths.h"
+#include "support/test_text.h"
 #include "support/vendor_server.h"
 
 namespace troupe::test {
@@ -123,6 +124,51 @@ TEST_P(ResumeKill, TwentyRunsKilledAtRandomPointsResumeToTheUninterruptedOutput)
         << "killed after " << calls_before << " calls, " << journaled << " journaled";
     EXPECT_LE(calls_before + calls_after - total_calls, calls_before - journaled);
   }
+}
+
+TEST_P(ResumeKill, ReplayFindsTheFirstDivergentStepAndForkReusesTheJournalWithoutTheModel) {
+  json recorded = troupe_json({"run", "wf.lua"});
+  ASSERT_EQ(recorded["status"], "succeeded") << recorded.dump();
+  const std::string id = recorded["run_id"];
+  const size_t calls = server_.chat_count();
+
+  // The same script, offline: every step served, the same output, no call.
+  json same = troupe_json({"replay", id});
+  EXPECT_EQ(same["status"], "succeeded") << same.dump();
+  EXPECT_EQ(same["replay"]["same_output"], true);
+  EXPECT_EQ(server_.chat_count(), calls);
+
+  // An edit that asks something else from the first call on: reported there, without a call.
+  std::string text = read_text(dir_ / "wf.lua");
+  size_t at = text.find("\"part \" .. i");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 8, "\"piece \"");
+  std::ofstream(dir_ / "edited.lua") << text;
+  json edited = troupe_json({"replay", id, "--script", "edited.lua"});
+  EXPECT_EQ(edited["status"], "failed");
+  EXPECT_EQ(edited["replay"]["diverged"], true);
+  EXPECT_NE(edited["error"].get<std::string>().find("replay: step 1 does not match the journal"),
+            std::string::npos)
+      << edited["error"];
+  EXPECT_EQ(server_.chat_count(), calls);
+
+  // A fork from step 5 reuses the first five calls and asks the vendor only for the rest.
+  json shown = troupe_json({"show", id});
+  size_t reused = 0;
+  bool seen = false;
+  std::vector<json> steps = shown["steps"].get<std::vector<json>>();
+  json fork = troupe_json({"fork", id, "--from", "5"});
+  ASSERT_EQ(fork["status"], "succeeded") << fork.dump();
+  EXPECT_EQ(fork["output"], recorded["output"]);
+  for (const json& step : steps) {
+    if (!seen && step["kind"] == "chat") ++reused;
+    if (step["step_key"] == "5") seen = true;
+  }
+  EXPECT_EQ(reused, 5u);
+  EXPECT_EQ(server_.chat_count(), calls + (calls - reused));
+  json child = troupe_json({"show", fork["run_id"]});
+  EXPECT_EQ(child["parent"]["run_id"], id);
+  EXPECT_EQ(child["parent"]["step"], "5");
 }
 
 std::string durability_name(const ::testing::TestParamInfo<const char*>& p) {

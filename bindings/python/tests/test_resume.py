@@ -108,3 +108,22 @@ def test_signals_and_approvals_reach_a_running_workflow_from_python(host):
     assert run.result(timeout=30) == {"go": 7, "choice": "merge", "by": "ana", "comment": "lgtm"}
     again = host.approve(run.id, pending["key"], choice="close", by="bob")
     assert again["decided_now"] is False and again["choice"] == "merge"
+
+
+def test_replay_and_fork_from_python(host, tmp_path):
+    wf = tmp_path / "three.lua"
+    wf.write_text(lua('''
+  local a = troupe.agent{ name = "a", model = "mock/m1", history = false }
+  return { a:ask("one"), a:ask("two"), a:ask("three") }''', name="three"))
+    recorded = host.run(wf)
+    output = recorded.result(timeout=30)
+    assert host.replay(recorded.id).result(timeout=30) == output
+    edited = tmp_path / "edited.lua"
+    edited.write_text(wf.read_text().replace('a:ask("two")', 'a:ask("deux")'))
+    with pytest.raises(troupe.WorkflowError, match="replay: step 2 does not match the journal"):
+        host.replay(recorded.id, edited).result(timeout=30)
+    child = host.fork(recorded.id, "2")
+    assert child.result(timeout=30) == output
+    assert host.show(child.id)["parent"] == {"run_id": recorded.id, "step": "2"}
+    with pytest.raises(troupe.ResumeRefused, match="has no step 9"):
+        host.fork(recorded.id, "9")

@@ -164,6 +164,21 @@ class Host:
         native = self._native.resume(run_id, allow_changed)
         return Run(self, native, run_id)
 
+    def fork(self, run_id: str, from_step: str, input: Any = None) -> Run:
+        """A new run that reuses the journal of ``run_id`` up to the step ``from_step`` (its
+        key) — those steps are served, not asked again — and runs live from there, like
+        ``troupe fork``; ``input`` replaces the recorded one. Its lineage is recorded
+        (``show(...)["parent"]``). Raises :class:`ResumeRefused` (no such run or step)."""
+        input_json = "" if input is None else _input_json(input)
+        return Run(self, self._native.fork(run_id, from_step, input_json, "", False), run_id)
+
+    def replay(self, run_id: str, script: "str | os.PathLike | None" = None) -> Run:
+        """Re-executes a recorded run offline against its journal, with its own script or an
+        edited ``script``, like ``troupe replay``: no call is made; the new run fails at the
+        first step where the script diverges, naming it, or succeeds (compare the outputs)."""
+        path = os.fspath(script) if script is not None else ""
+        return Run(self, self._native.fork(run_id, "", "", path, True), run_id)
+
     def submit(self, path: "str | os.PathLike", input: Any = None) -> str:
         """Queues the workflow in ``path`` for a worker (like ``troupe run --detach``) and
         returns the run's id at once; nothing runs in this host. :meth:`work` (or ``troupe
