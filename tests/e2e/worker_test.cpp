@@ -179,6 +179,7 @@ end }
   later.env["LD_PRELOAD"] = faketime;
   later.env["FAKETIME"] = "+2h";
   later.env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1";
+  later.env["ASAN_OPTIONS"] = "verify_asan_link_order=0";  // libfaketime comes first
   ProcessResult resumed = Process(later).wait();
   ASSERT_EQ(resumed.exit_code, 0) << resumed.describe();
   EXPECT_NE(resumed.out.find("finished " + id + " succeeded"), std::string::npos)
