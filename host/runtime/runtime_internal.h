@@ -358,6 +358,12 @@ const std::string* builtin_script(const std::string& module);
 
 int64_t unix_ms();
 
+// A new run id: 10 characters of time (ms, Crockford base32), then 6 random ones.
+std::string make_run_id();
+
+// Reads a whole file; false with *error "<path>: cannot open: <why>".
+bool read_file(const std::string& path, std::string* out, std::string* error);
+
 // FNV-1a, 64 bits: a stable hash of short strings (the same in every build, unlike std::hash).
 inline uint64_t fnv1a64(const std::string& s) {
   uint64_t h = 0xcbf29ce484222325ull;
