@@ -19,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// Three calls 300 ms apart; `middle` is what the edited versions put between the first two.
+// Three calls; `middle` is what the edited versions put between the first two.
 std::string workflow(const std::string& middle) {
   return "local troupe = require(\"troupe\")\n"
          "return troupe.workflow{ name = \"v\", run = function(input)\n"
@@ -38,8 +38,16 @@ class Resume : public ::testing::Test {
     std::string pattern = (fs::temp_directory_path() / "troupe-resume-script-XXXXXX").string();
     ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
-    std::ofstream(dir_ / "troupe.yaml") << "store: troupe.db\nproviders:\n  mock:\n"
-                                        << "    plugin: mock\n    settings: {latency_ms: 300}\n";
+    configure("");
+  }
+  // The mock answers at once, except prompts containing `hang` (if any), which never return.
+  void configure(const std::string& hang) {
+    std::ofstream cfg(dir_ / "troupe.yaml");
+    cfg << "store: troupe.db\nproviders:\n  mock:\n    plugin: mock\n    settings:\n";
+    if (!hang.empty())
+      cfg << "      rules: [{match: \"" << hang << "\", latency_ms: 600000}]\n";
+    else
+      cfg << "      latency_ms: 0\n";
   }
   void TearDown() override {
     std::error_code ec;
@@ -60,28 +68,31 @@ class Resume : public ::testing::Test {
     EXPECT_FALSE(out.is_discarded()) << r.describe();
     return out;
   }
-  // Runs the original script and kills it once `calls` calls are journaled; returns the run.
-  std::string killed_after(size_t calls) {
+  // Runs the original script until its third call, which never returns, and kills it there:
+  // the journal then holds exactly the first two calls, whatever the machine's speed.
+  std::string killed_after_two_calls() {
     std::ofstream(dir_ / "wf.lua") << workflow("");
+    configure("three");
     Process victim(options({"run", "wf.lua"}));
     // Polled without expectations: until the run's process created the store, reading it fails.
     auto peek = [&](std::vector<std::string> args) {
       args.insert(args.begin(), "--json");
       return json::parse(Process(options(std::move(args))).wait().out, nullptr, false);
     };
-    for (int i = 0; i < 200; ++i) {
+    for (int i = 0; i < 600; ++i) {
       json runs = peek({"runs"});
       if (runs.is_array() && !runs.empty()) {
         json shown = peek({"show", runs[0]["id"]});
-        if (shown.is_object() && shown["steps"].size() == calls) {
+        if (shown.is_object() && shown["steps"].size() == 2) {
           victim.send_signal(SIGKILL);
           victim.wait();
+          configure("");
           return runs[0]["id"];
         }
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    ADD_FAILURE() << calls << " calls were never journaled";
+    ADD_FAILURE() << "the first two calls were never journaled";
     return "";
   }
 
@@ -89,7 +100,7 @@ class Resume : public ::testing::Test {
 };
 
 TEST_F(Resume, AChangedScriptIsRefusedAndAStepThatNoLongerMatchesStopsTheRunNamingIt) {
-  std::string id = killed_after(2);
+  std::string id = killed_after_two_calls();
   ASSERT_FALSE(id.empty());
   // The edit asks something else where the journal holds "two".
   std::ofstream(dir_ / "wf.lua") << workflow("  out[#out + 1] = a:ask(\"inserted\")\n");
@@ -108,7 +119,7 @@ TEST_F(Resume, AChangedScriptIsRefusedAndAStepThatNoLongerMatchesStopsTheRunNami
 
 TEST_F(Resume, PatchedKeepsAnOldRunOnItsOldPathAndNewRunsOnTheNewOne) {
   // Recorded past the patch's place by the old script: the resumed run keeps the old path.
-  std::string id = killed_after(2);
+  std::string id = killed_after_two_calls();
   ASSERT_FALSE(id.empty());
   std::ofstream(dir_ / "wf.lua") << workflow(
       "  if troupe.patched(\"extra\") then out[#out + 1] = a:ask(\"extra\") end\n");
