@@ -356,12 +356,14 @@ class NativeHost {
   }
 
   // Host.resume: Runtime::resume on the loop thread; a refusal raises ResumeRefused.
-  std::shared_ptr<RunState> resume(const std::string& run_id, bool allow_changed, bool only_due) {
+  std::shared_ptr<RunState> resume(const std::string& run_id, bool allow_changed, bool only_due,
+                                   bool retry_failed) {
     host();
     ResumeSpec spec;
     spec.run_id = run_id;
     spec.allow_changed = allow_changed;
     spec.only_due = only_due;
+    spec.retry_failed = retry_failed;
     return begin([spec](Runtime& rt, std::function<void(const RunOutcome&)> on_done,
                         std::string* error) { return rt.resume(spec, std::move(on_done), error); });
   }
@@ -482,6 +484,39 @@ class NativeHost {
     return s.send_signal(run->id, name, data_json, unix_now_ms());
   }
 
+  // Host.dead_letters / dead_letter / discard_dead_letter (troupe dlq): JSON text.
+  std::string dead_letters(int limit) {
+    flush();
+    Store& s = store();
+    nlohmann::json out = nlohmann::json::array();
+    py::gil_scoped_release nogil;
+    for (const DeadLetterRecord& d : s.dead_letters(limit))
+      out.push_back(dead_letter_json(d));
+    return dump(out);
+  }
+
+  // None when there is no such run; "null" when the run is not a dead letter.
+  py::object dead_letter(const std::string& run_id) {
+    flush();
+    Store& s = store();
+    auto run = s.get_run(run_id);
+    if (!run) return py::none();
+    auto dead = s.get_dead_letter(run->id);
+    if (!dead) return py::str("null");
+    std::vector<AttemptRecord> attempts = s.get_attempts(run->id);
+    return py::str(dump(dead_letter_json(*dead, &attempts)));
+  }
+
+  // 1: dropped; 0: the run was not a dead letter; -1: no such run.
+  int discard_dead_letter(const std::string& run_id) {
+    flush();
+    Store& s = store();
+    auto run = s.get_run(run_id);
+    if (!run) return -1;
+    py::gil_scoped_release nogil;
+    return s.discard_dead_letter(run->id) ? 1 : 0;
+  }
+
   std::string approvals(const std::string& run_id) {
     flush();
     Store& s = store();
@@ -584,9 +619,7 @@ class NativeHost {
       auto run = s.get_run(id);  // throws StoreError on an ambiguous prefix
       if (run) {
         out = run_json(*run);
-        out["steps"] = json::array();
-        for (const auto& st : s.get_steps(run->id))
-          out["steps"].push_back(step_json(st));
+        out["steps"] = steps_json(s.get_steps(run->id), s.get_attempts(run->id));
       }
     }
     if (out.is_null()) return py::none();
@@ -905,11 +938,12 @@ PYBIND11_MODULE(_troupe, m) {
           py::arg("input_json"))
       .def(
           "resume",
-          [](NativeHost& h, const std::string& run_id, bool allow_changed, bool only_due) {
-            return NativeRun(h.resume(run_id, allow_changed, only_due), &h);
+          [](NativeHost& h, const std::string& run_id, bool allow_changed, bool only_due,
+             bool retry_failed) {
+            return NativeRun(h.resume(run_id, allow_changed, only_due, retry_failed), &h);
           },
           py::keep_alive<0, 1>(), py::arg("run_id"), py::arg("allow_changed") = false,
-          py::arg("only_due") = false)
+          py::arg("only_due") = false, py::arg("retry_failed") = false)
       .def(
           "fork",
           [](NativeHost& h, const std::string& run_id, const std::string& from_step,
@@ -922,6 +956,9 @@ PYBIND11_MODULE(_troupe, m) {
       .def("claimable", &NativeHost::claimable, py::arg("limit"))
       .def("signal", &NativeHost::signal, py::arg("run_id"), py::arg("name"), py::arg("data_json"))
       .def("approvals", &NativeHost::approvals, py::arg("run_id"))
+      .def("dead_letters", &NativeHost::dead_letters, py::arg("limit"))
+      .def("dead_letter", &NativeHost::dead_letter, py::arg("run_id"))
+      .def("discard_dead_letter", &NativeHost::discard_dead_letter, py::arg("run_id"))
       .def("approve", &NativeHost::approve, py::arg("run_id"), py::arg("key"), py::arg("choice"),
            py::arg("by"), py::arg("comment"))
       .def("runs", &NativeHost::runs, py::arg("limit"), py::arg("status"), py::arg("workflow"))

@@ -2,6 +2,7 @@
 #include "api/run_json.h"
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "config/document.h"
@@ -58,7 +59,58 @@ json step_json(const StepRecord& s) {
           {"finished_ms", s.finished_ms},
           {"request", stored_json(s.request_json)},
           {"response", stored_json(s.response_json)},
-          {"epoch", s.epoch}};
+          {"epoch", s.epoch},
+          {"attempts", s.attempts}};
+}
+
+json attempt_json(const AttemptRecord& a) {
+  return {{"attempt", a.attempt},
+          {"model", a.model},
+          {"status", a.status},
+          {"error", a.error},
+          {"retry_after_ms", a.retry_after_ms},
+          {"delay_ms", a.delay_ms},
+          {"started_ms", a.started_ms},
+          {"finished_ms", a.finished_ms},
+          {"latency_ms", static_cast<double>(a.latency_us) / 1000.0}};
+}
+
+json steps_json(const std::vector<StepRecord>& steps, const std::vector<AttemptRecord>& attempts) {
+  std::map<std::string, json> failed;  // by step key, in the order they were written
+  for (const AttemptRecord& a : attempts)
+    failed[a.step_key].push_back(attempt_json(a));
+  json out = json::array();
+  for (const StepRecord& st : steps) {
+    json step = step_json(st);
+    auto it = failed.find(st.step_key);
+    step["failed_attempts"] = it == failed.end() ? json::array() : std::move(it->second);
+    if (it != failed.end()) failed.erase(it);
+    out.push_back(std::move(step));
+  }
+  // Steps between two attempts (or cut short there by a crash) have no record of their own yet.
+  for (auto& [key, list] : failed) {
+    const json& last = list.back();
+    out.push_back({{"step_key", key},
+                   {"kind", ""},
+                   {"model", last["model"]},
+                   {"status", "retrying"},
+                   {"attempts", last["attempt"]},
+                   {"failed_attempts", std::move(list)}});
+  }
+  return out;
+}
+
+json dead_letter_json(const DeadLetterRecord& d, const std::vector<AttemptRecord>* attempts) {
+  json out = {{"run_id", d.run_id},     {"workflow", d.workflow}, {"reason", d.reason},
+              {"step_key", d.step_key}, {"error", d.error},       {"attempts", d.attempts},
+              {"dead_ms", d.dead_ms}};
+  if (attempts != nullptr) {
+    out["failed_attempts"] = json::array();
+    for (const AttemptRecord& a : *attempts) {
+      if (a.step_key == d.step_key) out["failed_attempts"].push_back(attempt_json(a));
+    }
+  }
+  return out;
 }
 
 json event_json(const EventRecord& e) {

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 #include "store/store.h"
 
@@ -18,8 +19,23 @@ nlohmann::json stored_json(const std::string& text);
 nlohmann::json run_json(const RunRecord& run);
 
 // {step_key, kind, agent, model, status, error, input_tokens, output_tokens, latency_ms,
-//  started_ms, finished_ms, request, response}
+//  started_ms, finished_ms, request, response, epoch, attempts}
 nlohmann::json step_json(const StepRecord& step);
+
+// {attempt, model, status, error, retry_after_ms, delay_ms, started_ms, finished_ms, latency_ms}
+nlohmann::json attempt_json(const AttemptRecord& attempt);
+
+// The steps in the order given, each with "failed_attempts": the attempts of it that failed and
+// were tried again (a list, empty for a step tried once); then each step that has failed
+// attempts but no record yet, as {step_key, kind: "", model, status: "retrying", attempts,
+// failed_attempts}.
+nlohmann::json steps_json(const std::vector<StepRecord>& steps,
+                          const std::vector<AttemptRecord>& attempts);
+
+// {run_id, workflow, reason, step_key, error, attempts, dead_ms}; with the run's attempts, also
+// "failed_attempts": those of its failed step.
+nlohmann::json dead_letter_json(const DeadLetterRecord& dead,
+                                const std::vector<AttemptRecord>* attempts = nullptr);
 
 // {seq, ts_ms, type, run_id, step_key, data}
 nlohmann::json event_json(const EventRecord& event);

@@ -139,11 +139,10 @@ int cmd_show(const Common& common, const std::string& id) {
   std::sort(steps.begin(), steps.end(), [](const StepRecord& a, const StepRecord& b) {
     return key_less(a.step_key, b.step_key);
   });
+  std::vector<AttemptRecord> attempts = store->get_attempts(run->id);
   if (common.json) {
     json out = run_json(*run);
-    out["steps"] = json::array();
-    for (const auto& st : steps)
-      out["steps"].push_back(step_json(st));
+    out["steps"] = steps_json(steps, attempts);
     std::printf("%s\n", out.dump(2).c_str());
     return kOk;
   }
@@ -175,6 +174,18 @@ int cmd_show(const Common& common, const std::string& id) {
                       st.kind == "chat" ? std::to_string(st.input_tokens) + " → " +
                                               std::to_string(st.output_tokens)
                                         : "-"});
+      for (const AttemptRecord& a : attempts) {
+        if (a.step_key != st.step_key) continue;
+        rows.push_back({"", "",
+                        s.yellow("attempt " + std::to_string(a.attempt) + ": " +
+                                 one_line(a.status + ": " + a.error, 80) + ", then " +
+                                 format_ms(static_cast<double>(a.delay_ms)) + " wait")});
+      }
+      if (st.attempts > 1) {
+        rows.push_back({"", "",
+                        s.dim("attempt " + std::to_string(st.attempts) + ": " + st.status +
+                              " (the step's outcome)")});
+      }
       if (!st.error.empty()) rows.push_back({"", "", s.red("error: " + one_line(st.error, 100))});
     }
     print_table(rows, s);

@@ -187,6 +187,7 @@ int cmd_run(const Common& common, const RunArgs& args) {
       ResumeSpec resume;
       resume.run_id = args.resume_id;
       resume.allow_changed = args.allow_changed;
+      resume.retry_failed = args.retry_failed;
       run_id = host->runtime().resume(resume, on_done, &error);
     } else {
       ForkSpec fork;

@@ -36,6 +36,7 @@ struct RunArgs {
   std::string from_step;
   std::string replay_id;  // troupe replay RUN [--script FILE]
   std::string script;
+  bool retry_failed = false;  // troupe dlq replay RUN: a resume that tries failed steps again
 };
 
 struct WorkerArgs {
@@ -94,6 +95,9 @@ int cmd_signal(const Common& common, const SignalArgs& args);
 int cmd_approvals(const Common& common, const std::string& run_id);
 int cmd_approve(const Common& common, const ApproveArgs& args);
 int cmd_gc(const Common& common, const GcArgs& args);
+int cmd_dlq_list(const Common& common, int limit);
+int cmd_dlq_show(const Common& common, const std::string& run_id);
+int cmd_dlq_discard(const Common& common, const std::string& run_id);
 int cmd_runs(const Common& common, const ListArgs& args);
 int cmd_show(const Common& common, const std::string& run_id);
 int cmd_events(const Common& common, const std::string& run_id, bool follow);

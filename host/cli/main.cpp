@@ -119,6 +119,25 @@ int main(int argc, char** argv) {
                  "default: the config's retention.status, else all three)");
   gc->add_flag("--dry-run", gc_args.dry_run, "Count what would be deleted; delete nothing");
 
+  auto* dlq = app.add_subcommand("dlq", "Dead letters: failed runs kept to re-drive or drop");
+  dlq->require_subcommand(1);
+  int dlq_limit = 100;
+  auto* dlq_list = dlq->add_subcommand("list", "List the dead letters, newest first");
+  dlq_list->add_option("-n,--limit", dlq_limit, "How many")->check(CLI::PositiveNumber);
+  auto* dlq_show = dlq->add_subcommand("show", "Show a dead letter: its error and attempts");
+  dlq_show->add_option("run", run_id, "Run id (or a unique prefix of it)")->required();
+  auto* dlq_replay = dlq->add_subcommand(
+      "replay",
+      "Re-drive a dead letter from its journal: finished steps served, failed ones "
+      "tried again");
+  dlq_replay->add_option("run", run_args.resume_id, "Run id (or a unique prefix of it)")
+      ->required();
+  dlq_replay->add_flag("--allow-changed", run_args.allow_changed,
+                       "Run the script even if it changed since the run started");
+  dlq_replay->add_flag("-q,--quiet", run_args.quiet, "No progress or log lines, only the result");
+  auto* dlq_discard = dlq->add_subcommand("discard", "Drop a dead letter (the run stays)");
+  dlq_discard->add_option("run", run_id, "Run id (or a unique prefix of it)")->required();
+
   auto* plugins = app.add_subcommand("plugins", "List the plugins on the search path");
   auto* version = app.add_subcommand("version", "Print versions of troupe and what it is built on");
 
@@ -131,7 +150,11 @@ int main(int argc, char** argv) {
   // Each command reports the errors it expects (usage, configuration, input: kUsage); anything
   // else that escapes is a bug, reported as one instead of an abort.
   try {
-    if (*run || *resume || *fork || *replay) return cmd_run(common, run_args);
+    if (*dlq_replay) run_args.retry_failed = true;
+    if (*run || *resume || *fork || *replay || *dlq_replay) return cmd_run(common, run_args);
+    if (*dlq_list) return cmd_dlq_list(common, dlq_limit);
+    if (*dlq_show) return cmd_dlq_show(common, run_id);
+    if (*dlq_discard) return cmd_dlq_discard(common, run_id);
     if (*worker) return cmd_worker(common, worker_args);
     if (*signal) return cmd_signal(common, signal_args);
     if (*approvals) return cmd_approvals(common, approvals_run);

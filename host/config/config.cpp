@@ -84,6 +84,47 @@ std::string relative_to(const std::string& base_dir, const std::string& p) {
   return (fs::path(base_dir) / p).lexically_normal().string();
 }
 
+// A number of seconds in 0..a day, as milliseconds.
+int64_t seconds_ms(const Reader& r, const json& v, const std::string& where) {
+  if (!v.is_number() || !(v.get<double>() >= 0) || v.get<double>() > 86'400)
+    r.fail(where, "expected a number of seconds between 0 and 86400, got " + v.dump());
+  return static_cast<int64_t>(v.get<double>() * 1000.0 + 0.5);
+}
+
+// `retry: {attempts, initial, backoff, max, jitter, non_retryable}`: the default policy of model
+// calls, over the built-in one (core/retry_policy.h); seconds, as a workflow writes them.
+RetryPolicy read_retry(const Reader& r, const json& v) {
+  const json& o = r.object(v, "retry");
+  r.check_keys(o, "retry", {"attempts", "initial", "backoff", "max", "jitter", "non_retryable"});
+  RetryPolicy p;
+  if (o.contains("attempts")) {
+    const json& a = o["attempts"];
+    if (!a.is_number_integer() || a.get<int64_t>() < 0 || a.get<int64_t>() > 1000)
+      r.fail("retry.attempts",
+             "expected an integer between 0 (no limit) and 1000, got " + a.dump());
+    p.attempts = static_cast<int>(a.get<int64_t>());
+  }
+  if (o.contains("initial")) {
+    p.initial_ms = seconds_ms(r, o["initial"], "retry.initial");
+    p.max_ms = std::min<int64_t>(p.initial_ms * 100, 86'400'000);  // Temporal's default
+  }
+  if (o.contains("max")) p.max_ms = seconds_ms(r, o["max"], "retry.max");
+  for (const char* key : {"backoff", "jitter"}) {
+    if (!o.contains(key)) continue;
+    if (!o[key].is_number()) r.fail(std::string("retry.") + key, "expected a number");
+    (std::string(key) == "backoff" ? p.backoff : p.jitter) = o[key].get<double>();
+  }
+  if (o.contains("non_retryable")) {
+    const json& list = o["non_retryable"];
+    if (!list.is_array()) r.fail("retry.non_retryable", "expected a list of status names");
+    for (size_t i = 0; i < list.size(); ++i)
+      p.non_retryable.push_back(
+          r.string(list[i], "retry.non_retryable[" + std::to_string(i) + "]"));
+  }
+  if (std::string wrong = check_retry_policy(p); !wrong.empty()) r.fail("retry", wrong);
+  return p;
+}
+
 bool valid_provider_name(const std::string& name) {
   if (name.empty()) return false;
   for (char c : name) {
@@ -106,9 +147,10 @@ Config from_document(const Document& parsed, const std::string& file) {
     r.fail("", std::string("expected a mapping of settings at the top of the file, got ") +
                    json_type_name(doc));
   }
-  r.check_keys(doc, "",
-               {"store", "plugin_path", "providers", "fallback_provider", "default_model",
-                "durability", "lease_s", "park_after_s", "limits", "http", "retention"});
+  r.check_keys(
+      doc, "",
+      {"store", "plugin_path", "providers", "fallback_provider", "default_model", "durability",
+       "lease_s", "park_after_s", "limits", "http", "retention", "retry", "dead_letters"});
   if (doc.contains("store")) c.store_path = relative_to(dir, r.string(doc["store"], "store"));
   if (doc.contains("plugin_path")) {
     const json& pp = doc["plugin_path"];
@@ -210,6 +252,19 @@ Config from_document(const Document& parsed, const std::string& file) {
       }
     }
     c.runtime.http_policy = std::move(policy);
+  }
+  if (doc.contains("retry")) c.runtime.retry = read_retry(r, doc["retry"]);
+  if (doc.contains("dead_letters")) {
+    std::string d = r.string(doc["dead_letters"], "dead_letters");
+    if (d == "off") {
+      c.runtime.dead_letters = DeadLetters::off;
+    } else if (d == "retryable") {
+      c.runtime.dead_letters = DeadLetters::retryable;
+    } else if (d == "all") {
+      c.runtime.dead_letters = DeadLetters::all;
+    } else {
+      r.fail("dead_letters", "expected 'off', 'retryable' or 'all', got '" + d + "'");
+    }
   }
   if (doc.contains("retention")) {
     const json& ret = r.object(doc["retention"], "retention");

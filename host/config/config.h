@@ -16,6 +16,11 @@
 // are errors naming the file, line, column and key; YAML aliases are expanded with a budget
 // and may not refer to themselves.
 //
+// `retry: { attempts: 3, initial: 1, backoff: 2, max: 100, jitter: 0.2, non_retryable: [...] }`
+// is how a failed model call is tried again when its agent or call says nothing (seconds);
+// `dead_letters: off | retryable | all` which failed runs are kept for `troupe dlq`
+// (docs/durability.md).
+//
 // `retention: { older_than: 30d, status: [failed, cancelled] }` is the default of `troupe gc`:
 // ended runs that finished longer ago than `older_than` (a whole number of d, h, m or s) are
 // deleted, only those of the listed statuses when `status` is given (config/retention.h).

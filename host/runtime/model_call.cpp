@@ -151,12 +151,81 @@ Pusher chat_pusher(bool ok, CallResult result, const std::string& text, const st
   };
 }
 
+// A model call and its attempts: each failed attempt the policy tries again starts the same
+// request anew after the wait (Core::retry_later); the step is journaled once, at the end.
+struct ChatAttempts {
+  Core* core = nullptr;
+  std::weak_ptr<Task> task;
+  Liveness::Watch token;
+  std::shared_ptr<PluginInstance> provider;
+  std::string body;
+  StepRecord step;  // started, not finished; started_ms is the first attempt's
+  RetryPolicy policy;
+  FirstAttempt first;
+  int attempt = 1;
+};
+
+void start_chat_attempt(const std::shared_ptr<ChatAttempts>& c);
+
+// After a wait, before the next attempt: the task must still be there and waiting for it.
+void chat_attempt_after(const std::shared_ptr<ChatAttempts>& c, int64_t wait_ms) {
+  auto task = c->task.lock();
+  if (!task || task->finished) return;
+  EventLoop::Id timer = c->core->loop.add_timer(static_cast<uint64_t>(wait_ms), [c] {
+    if (c->token.gone()) return;
+    start_chat_attempt(c);
+  });
+  task->cancel_op = [core = c->core, timer] { core->loop.cancel_timer(timer); };
+}
+
+void start_chat_attempt(const std::shared_ptr<ChatAttempts>& c) {
+  auto waiting = c->task.lock();
+  if (!waiting || waiting->finished) return;
+  uint64_t t0 = EventLoop::now_ns();
+  int64_t attempt_started_ms = unix_ms();
+  CallHandlers handlers;
+  handlers.on_complete = [c, t0, attempt_started_ms](CallResult result) {
+    if (c->token.gone()) return;
+    auto task = c->task.lock();
+    if (!task) return;
+    task->cancel_op = nullptr;
+    StepRecord& step = c->step;  // settled anew by each attempt
+    step.error.clear();
+    step.response_json.clear();
+    std::string text;
+    bool ok = settle_chat(&step, &result, t0, &text);
+    if (!ok && !task->finished) {
+      AttemptRecord failed = attempt_of(step, c->attempt, troupe_status_name(result.status),
+                                        result.error, attempt_started_ms);
+      AttemptFailure failure{failed.status, result.retryable, result.retry_after_ms};
+      EventLoop::Id timer = c->core->retry_later(*task->run, std::move(failed), c->first.base,
+                                                 c->policy, failure, [c] {
+                                                   ++c->attempt;
+                                                   start_chat_attempt(c);
+                                                 });
+      if (timer != 0) {
+        task->cancel_op = [core = c->core, timer] { core->loop.cancel_timer(timer); };
+        return;
+      }
+    }
+    step.attempts = c->attempt;
+    if (!ok && c->attempt > 1) text += " (after " + std::to_string(c->attempt) + " attempts)";
+    Pusher push = chat_pusher(ok, std::move(result), text, step.step_key);
+    c->core->finish_step(task, std::move(step), std::move(push));  // the last attempt
+  };
+  uint64_t call = c->provider->start_call(
+      "chat", c->body, false, c->core->options.limits.call_timeout_ms, std::move(handlers));
+  waiting->cancel_op = [provider = c->provider, call] { provider->cancel_call(call); };
+}
+
 }  // namespace
 
-// host.chat(agent, "provider/model", role|nil, request) -> true, response | false, error
+// host.chat(agent, "provider/model", role|nil, request, retry|nil) -> true, response |
+// false, error
 int prim_chat(lua_State* L) {
   Core* core = core_of(L);
   Task* t = waiting_task_of(L, "agent:ask/chat");
+  RetryPolicy policy = read_retry(L, 5, core->options.retry, "agent:chat");
   ChatCall c = prepare_chat(L, core, t);
   if (c.served) {
     CallResult result;
@@ -165,24 +234,21 @@ int prim_chat(lua_State* L) {
     core->serve(core->shared(t), c.key, chat_pusher(ok, std::move(result), text, c.key));
     return suspend_task(L, t);
   }
-  std::weak_ptr<Task> weak = core->shared(t);
-  Liveness::Watch token = core->alive.watch();
-  uint64_t t0 = EventLoop::now_ns();
-  CallHandlers handlers;
-  handlers.on_complete = [core, weak, token, step = std::move(c.step),
-                          t0](CallResult result) mutable {
-    if (token.gone()) return;
-    auto task = weak.lock();
-    if (!task) return;
-    task->cancel_op = nullptr;
-    std::string text;
-    bool ok = settle_chat(&step, &result, t0, &text);
-    Pusher push = chat_pusher(ok, std::move(result), text, step.step_key);
-    core->finish_step(task, std::move(step), std::move(push));
-  };
-  uint64_t call = c.provider->start_call("chat", c.body, false,
-                                         core->options.limits.call_timeout_ms, std::move(handlers));
-  t->cancel_op = [provider = c.provider, call] { provider->cancel_call(call); };
+  auto attempts = std::make_shared<ChatAttempts>();
+  attempts->core = core;
+  attempts->task = core->shared(t);
+  attempts->token = core->alive.watch();
+  attempts->provider = std::move(c.provider);
+  attempts->body = std::move(c.body);
+  attempts->step = std::move(c.step);
+  attempts->policy = std::move(policy);
+  attempts->first = core->first_attempt(*t->run, c.key);
+  attempts->attempt = attempts->first.number;
+  if (attempts->first.wait_ms > 0) {
+    chat_attempt_after(attempts, attempts->first.wait_ms);
+  } else {
+    start_chat_attempt(attempts);
+  }
   return suspend_task(L, t);
 }
 

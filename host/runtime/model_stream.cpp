@@ -67,7 +67,19 @@ struct StreamState {
   CallResult result;           // once completed; result_json redacted
   std::string error_text;      // the one-line error for Lua when !ok
   std::weak_ptr<Task> reader;  // the task suspended in stream_next, if any
+  // The call's attempts: one that failed before its first delta is tried again (a policy,
+  // Core::retry_later); once a delta went out, the failure is the stream's.
+  std::weak_ptr<StreamState> self;
+  std::string body;
+  StepRecord step;  // started, not finished
+  RetryPolicy policy;
+  FirstAttempt first;
+  int attempt = 1;
+  bool any_delta = false;
+  EventLoop::Id retry_timer = 0;  // the wait before the next attempt, while it runs
 };
+
+void settle_stream(StreamState& s, StepRecord step, CallResult result, bool ok);
 
 // Queued deltas are host memory the run holds: charged to it while they wait for its reader,
 // so a run that never reads a long stream meets its memory limit.
@@ -143,8 +155,20 @@ bool has_next(const StreamState& s) {
 }
 
 void cancel_call(StreamState& s) {
+  if (s.completed || s.token.gone()) return;
+  if (s.retry_timer != 0) {  // between two attempts: no call to cancel, the step ends here
+    s.core->loop.cancel_timer(s.retry_timer);
+    s.retry_timer = 0;
+    StepRecord& step = s.step;
+    CallResult result;
+    result.status = TROUPE_CANCELLED;
+    result.error = "the stream was closed while it waited to try again";
+    bool ok = settle_chat(&step, &result, EventLoop::now_ns(), &s.error_text);
+    settle_stream(s, std::move(step), std::move(result), ok);
+    return;
+  }
   // PluginInstance::cancel_call completes the call (on_complete) before it returns.
-  if (!s.completed && !s.token.gone()) s.provider->cancel_call(s.call);
+  s.provider->cancel_call(s.call);
 }
 
 // Pushes what stream_next returns for the next item: (true, event), (true, nil) at the end,
@@ -258,16 +282,109 @@ void replay_served(StreamState& s, const StepRecord& rec) {
   }
 }
 
+void start_stream_attempt(StreamState& s);
+
+// The next attempt after wait_ms, unless the stream ends meanwhile (cancel_call).
+void retry_stream_after(StreamState& s, int64_t wait_ms) {
+  std::weak_ptr<StreamState> weak = s.self;
+  s.retry_timer = s.core->loop.add_timer(static_cast<uint64_t>(wait_ms), [weak] {
+    auto state = weak.lock();
+    if (!state || state->token.gone() || state->completed) return;
+    state->retry_timer = 0;
+    start_stream_attempt(*state);
+  });
+}
+
+// The call's end: what the redactors hold, the result, and the step, journaled; the reader
+// gets the end once it is.
+void settle_stream(StreamState& s, StepRecord step, CallResult result, bool ok) {
+  s.completed = true;
+  if (!s.ended) flush_held(s);
+  step.attempts = s.attempt;
+  if (!ok && s.attempt > 1) s.error_text += " (after " + std::to_string(s.attempt) + " attempts)";
+  s.ok = ok;
+  s.result = std::move(result);
+  auto it = s.core->runs.find(s.run_id);
+  if (it == s.core->runs.end()) return;  // the run is over: nobody reads or records
+  std::weak_ptr<StreamState> weak = s.self;
+  s.core->record_step(*it->second, std::move(step), [weak] {
+    auto recorded = weak.lock();
+    if (!recorded) return;
+    recorded->recorded = true;
+    wake(recorded);
+  });
+}
+
+// Starts an attempt of the call. The handlers hold the state weakly: a stream nobody reads any
+// more is collected, and its __gc cancels the call.
+void start_stream_attempt(StreamState& s) {
+  if (s.core->runs.count(s.run_id) == 0) {  // the run ended during the wait: nothing to ask
+    s.completed = true;
+    return;
+  }
+  std::weak_ptr<StreamState> weak = s.self;
+  uint64_t t0 = EventLoop::now_ns();
+  int64_t attempt_started_ms = unix_ms();
+  CallHandlers handlers;
+  handlers.on_event = [weak](const StreamEvent& ev) {
+    auto state = weak.lock();
+    if (!state || state->completed || state->ended || state->token.gone()) return;
+    if (ev.type != TROUPE_EVENT_TEXT_DELTA && ev.type != TROUPE_EVENT_REASONING_DELTA &&
+        ev.type != TROUPE_EVENT_TOOL_CALL_DELTA) {
+      return;  // the plugin's USAGE events: the end carries the complete usage instead
+    }
+    state->any_delta = true;
+    if (ev.type == TROUPE_EVENT_TOOL_CALL_DELTA) {
+      emit_tool_piece(*state, ev);
+    } else {
+      auto& redactor = ev.type == TROUPE_EVENT_TEXT_DELTA ? state->text : state->reasoning;
+      emit_text(*state, ev.type, redactor.feed(ev.text));
+    }
+    wake(state);
+  };
+  handlers.on_complete = [weak, t0, attempt_started_ms](CallResult result) {
+    auto state = weak.lock();
+    if (!state || state->token.gone()) return;
+    StepRecord& step = state->step;  // settled anew by each attempt
+    step.error.clear();
+    step.response_json.clear();
+    bool ok = settle_chat(&step, &result, t0, &state->error_text);
+    auto it = state->core->runs.find(state->run_id);
+    if (!ok && !state->any_delta && !state->ended && it != state->core->runs.end()) {
+      AttemptRecord failed = attempt_of(step, state->attempt, troupe_status_name(result.status),
+                                        result.error, attempt_started_ms);
+      AttemptFailure failure{failed.status, result.retryable, result.retry_after_ms};
+      EventLoop::Id timer = state->core->retry_later(
+          *it->second, std::move(failed), state->first.base, state->policy, failure, [weak] {
+            auto again = weak.lock();
+            if (!again || again->completed) return;
+            again->retry_timer = 0;
+            ++again->attempt;
+            start_stream_attempt(*again);
+          });
+      if (timer != 0) {
+        state->retry_timer = timer;
+        return;
+      }
+    }
+    settle_stream(*state, std::move(step), std::move(result), ok);
+  };
+  s.call = s.provider->start_call("chat", s.body, true, s.core->options.limits.call_timeout_ms,
+                                  std::move(handlers));
+}
+
 }  // namespace
 
 void register_stream_type(lua_State* L) {
   register_handle_type(L, kStreamType, stream_gc, stream_close);
 }
 
-// host.stream(agent, "provider/model", role|nil, request) -> handle: starts a streamed call.
+// host.stream(agent, "provider/model", role|nil, request, retry|nil) -> handle: starts a
+// streamed call.
 int prim_stream(lua_State* L) {
   Core* core = core_of(L);
   Task* t = task_of(L);
+  RetryPolicy policy = read_retry(L, 5, core->options.retry, "agent:stream");
   ChatCall c = prepare_chat(L, core, t);
   auto* box = static_cast<StreamBox*>(lua_newuserdatauv(L, sizeof(StreamBox), 0));
   new (box) StreamBox{std::make_shared<StreamState>()};
@@ -284,44 +401,17 @@ int prim_stream(lua_State* L) {
     return 1;
   }
 
-  // The handlers hold the state weakly: a stream nobody reads any more is collected, and its
-  // __gc cancels the call.
-  std::weak_ptr<StreamState> weak = s;
-  uint64_t t0 = EventLoop::now_ns();
-  CallHandlers handlers;
-  handlers.on_event = [weak](const StreamEvent& ev) {
-    auto state = weak.lock();
-    if (!state || state->completed || state->ended || state->token.gone()) return;
-    if (ev.type != TROUPE_EVENT_TEXT_DELTA && ev.type != TROUPE_EVENT_REASONING_DELTA &&
-        ev.type != TROUPE_EVENT_TOOL_CALL_DELTA) {
-      return;  // the plugin's USAGE events: the end carries the complete usage instead
-    }
-    if (ev.type == TROUPE_EVENT_TOOL_CALL_DELTA) {
-      emit_tool_piece(*state, ev);
-    } else {
-      auto& redactor = ev.type == TROUPE_EVENT_TEXT_DELTA ? state->text : state->reasoning;
-      emit_text(*state, ev.type, redactor.feed(ev.text));
-    }
-    wake(state);
-  };
-  handlers.on_complete = [weak, step = std::move(c.step), t0](CallResult result) mutable {
-    auto state = weak.lock();
-    if (!state || state->token.gone()) return;
-    state->completed = true;
-    if (!state->ended) flush_held(*state);
-    state->ok = settle_chat(&step, &result, t0, &state->error_text);
-    state->result = std::move(result);
-    auto it = state->core->runs.find(state->run_id);
-    if (it == state->core->runs.end()) return;  // the run is over: nobody reads or records
-    state->core->record_step(*it->second, std::move(step), [weak] {
-      auto recorded = weak.lock();
-      if (!recorded) return;
-      recorded->recorded = true;
-      wake(recorded);
-    });
-  };
-  s->call = c.provider->start_call("chat", c.body, true, core->options.limits.call_timeout_ms,
-                                   std::move(handlers));
+  s->self = s;
+  s->body = std::move(c.body);
+  s->step = std::move(c.step);
+  s->policy = std::move(policy);
+  s->first = core->first_attempt(*t->run, c.key);
+  s->attempt = s->first.number;
+  if (s->first.wait_ms > 0) {
+    retry_stream_after(*s, s->first.wait_ms);
+  } else {
+    start_stream_attempt(*s);
+  }
   return 1;
 }
 

@@ -126,6 +126,8 @@ void push_primitives(lua_State* L, Core* core) {
       {"external_tool", prim_external_tool},
       {"wait_signal", prim_wait_signal},
       {"approve", prim_approve},
+      {"check_retry", prim_check_retry},
+      {"tool_retry", prim_tool_retry},
       {nullptr, nullptr},
   };
   register_stream_type(L);

@@ -32,6 +32,8 @@ struct ToolStep {
   // A resumed run's tool call its journal holds: the tool runs again (a Lua tool is workflow
   // code; what it does through the host is served step by step), and its record is kept.
   bool served = false;
+  int attempt = 1;                 // the tool's current attempt (host.tool_retry)
+  int64_t attempt_started_ms = 0;  // when it started
 };
 
 ToolStep& check_step(lua_State* L, int idx) {
@@ -110,7 +112,7 @@ int prim_tool_step(lua_State* L) {
     ts->served = true;
     return 2;
   }
-  step.started_ms = unix_ms();
+  step.started_ms = ts->attempt_started_ms = unix_ms();
   core->emit(run, "step.started", step.step_key,
              json_text(nlohmann::json{
                  {"kind", "tool"}, {"agent", tool}, {"tool", tool}, {"caller", agent}}));
@@ -133,10 +135,82 @@ int prim_tool_done(lua_State* L) {
     return 1;
   }
   settle(ts, ok ? "succeeded" : "failed", std::string(text, len));
+  ts.step.attempts = ts.attempt;
   core->finish_step(core->shared(t), ts.step, [](lua_State* co) {
     lua_pushboolean(co, 1);
     return 1;
   });
+  return suspend_task(L, t);
+}
+
+namespace {
+
+// Resumes a task waiting in host.tool_retry with true: the next attempt may start.
+void retry_now(Core* core, const std::weak_ptr<Task>& weak) {
+  auto task = weak.lock();
+  if (!task || task->finished) return;
+  task->cancel_op = nullptr;
+  core->schedule(task, [](lua_State* co) {
+    lua_pushboolean(co, 1);
+    return 1;
+  });
+}
+
+}  // namespace
+
+// host.tool_retry(handle, error_text, error, retry) -> true | false: after an attempt of the tool
+// raised `error`, whether to run it again — true once the policy's wait is over (the attempt
+// is journaled under the tool's step key), false at once when the policy gives up. Without a
+// policy a tool is tried once. A resumed run passes again through the attempts its journal
+// holds without waiting (what they did through the host is served), except for what was left
+// of the last wait.
+int prim_tool_retry(lua_State* L) {
+  Core* core = core_of(L);
+  ToolStep& ts = check_step(L, 1);
+  std::string text = luaL_checkstring(L, 2);
+  if (lua_isnoneornil(L, 4) || ts.done) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  RetryPolicy policy = read_retry(L, 4, core->options.retry, "troupe.tool");
+  AttemptFailure failure{"tool_error", true, 0};
+  if (lua_istable(L, 3)) {  // a troupe error (a failed call inside the tool), raw reads only
+    lua_pushliteral(L, "status");
+    if (lua_rawget(L, 3) == LUA_TSTRING) failure.status = lua_tostring(L, -1);
+    lua_pushliteral(L, "retryable");
+    if (lua_rawget(L, 3) == LUA_TBOOLEAN) failure.retryable = lua_toboolean(L, -1);
+    lua_pushliteral(L, "retry_after_ms");
+    if (lua_rawget(L, 3) == LUA_TNUMBER)
+      failure.retry_after_ms = static_cast<int64_t>(lua_tonumber(L, -1));
+    lua_pop(L, 3);
+  }
+  Task* t = waiting_task_of(L, "a tool's retry");
+  Run& run = *t->run;
+  std::weak_ptr<Task> weak = core->shared(t);
+  const int attempt = ts.attempt;
+  EventLoop::Id timer = 0;
+  auto it = run.retries.find(ts.step.step_key);
+  if (it != run.retries.end() && attempt <= it->second.done) {
+    // An attempt an earlier epoch made and journaled: only what was left of the last wait.
+    int64_t left = attempt == it->second.done ? it->second.wait_until_ms - unix_ms() : 0;
+    timer = core->loop.add_timer(static_cast<uint64_t>(std::max<int64_t>(left, 0)),
+                                 [core, weak] { retry_now(core, weak); });
+  } else {
+    ts.step.finished_ms = unix_ms();
+    ts.step.latency_us = static_cast<int64_t>((EventLoop::now_ns() - ts.t0) / 1000);
+    AttemptRecord failed =
+        attempt_of(ts.step, attempt, failure.status, log::redact(text), ts.attempt_started_ms);
+    timer = core->retry_later(run, std::move(failed), 0, policy, failure,
+                              [core, weak] { retry_now(core, weak); });
+    if (timer == 0) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+  }
+  ++ts.attempt;
+  ts.t0 = EventLoop::now_ns();
+  ts.attempt_started_ms = unix_ms();
+  t->cancel_op = [core, timer] { core->loop.cancel_timer(timer); };
   return suspend_task(L, t);
 }
 

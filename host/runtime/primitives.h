@@ -37,6 +37,11 @@ void push_error_table(lua_State* co, const char* status, const std::string& mess
                       uint32_t retry_after_ms, const std::string& step_key,
                       const std::string& text);
 
+// The retry policy at stack slot idx as a workflow writes it (run_retry.cpp): nil keeps base,
+// false tries once, a table {attempts, initial, backoff, max, jitter, non_retryable} (seconds)
+// changes the fields it names. Raises "<who>: retry...: ..." on anything else; reads raw.
+RetryPolicy read_retry(lua_State* L, int idx, const RetryPolicy& base, const char* who);
+
 // Registers the hidden metatable `name` of a handle (a userdata) a primitive returns: its
 // __gc and __close end the work the handle stands for.
 void register_handle_type(lua_State* L, const char* name, lua_CFunction gc, lua_CFunction close);
@@ -59,6 +64,8 @@ int prim_validate(lua_State* L);       // prim_schema.cpp
 int prim_http(lua_State* L);           // prim_http.cpp
 int prim_wait_signal(lua_State* L);    // prim_outside.cpp
 int prim_approve(lua_State* L);        // prim_outside.cpp
+int prim_check_retry(lua_State* L);    // run_retry.cpp
+int prim_tool_retry(lua_State* L);     // prim_tools.cpp
 int prim_log(lua_State* L);            // prim_sandbox.cpp, from here on
 int prim_now(lua_State* L);
 int prim_patched(lua_State* L);

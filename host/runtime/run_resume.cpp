@@ -107,9 +107,25 @@ std::string Core::resume(const ResumeSpec& spec, std::function<void(const RunOut
   // The answers that resume tasks, in the order they were recorded: served in that order.
   std::sort(steps.begin(), steps.end(),
             [](const StepRecord& a, const StepRecord& b) { return a.seq < b.seq; });
+  // Where each step stands in its retries: a resumed step goes on from its last attempt.
+  for (const AttemptRecord& a : store->get_attempts(run->id)) {
+    RetryState& state = run->retries[a.step_key];
+    if (a.attempt < state.done) continue;
+    state.done = a.attempt;
+    state.wait_until_ms = a.finished_ms + a.delay_ms;
+  }
   for (StepRecord& step : steps) {
     if (step.status == "cancelled") continue;
-    if (spec.retry_failed && step.status == "failed") continue;
+    if (spec.retry_failed && step.status == "failed") {
+      // A dead letter re-driven: the failed step is tried again with its policy's attempts
+      // anew, numbered after the ones it made, the last of which joins them in the journal.
+      AttemptRecord last =
+          attempt_of(step, step.attempts, step.error.substr(0, step.error.find(':')), step.error,
+                     step.started_ms);
+      store->record_attempt(last);
+      run->retries[step.step_key] = RetryState{step.attempts, step.attempts, 0};
+      continue;
+    }
     // Answers that resume a task; not the clock or tool records (served in place), nor
     // escalations (no task waits on them).
     if (step.status != "pending" && step.kind != "now" && step.kind != "tool" &&

@@ -329,6 +329,7 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
   // jump during the run cannot make its duration negative.
   int64_t finished_ms =
       run.started_ms + static_cast<int64_t>((EventLoop::now_ns() - run.started_ns) / 1'000'000);
+  if (status == "failed") keep_dead_letter(run, clean_error, finished_ms);
   const std::string id = run.id;
   ending_[id] = Ending{keep, {id, run.workflow, status, clean_output, clean_error}, finished_ms};
   release_run(run);
@@ -346,6 +347,21 @@ void Core::finish_run(Run& run, const std::string& status, const std::string& ou
                         if (!token.gone()) settle_run(id);
                       });
                     });
+}
+
+void Core::keep_dead_letter(Run& run, const std::string& error, int64_t dead_ms) {
+  if (store == nullptr || options.dead_letters == DeadLetters::off) return;
+  bool exhausted = run.failure_retryable;
+  if (!exhausted && options.dead_letters != DeadLetters::all) return;
+  DeadLetterRecord dead;
+  dead.run_id = run.id;
+  dead.reason = exhausted ? "retries_exhausted" : "failed";
+  dead.step_key = run.failure_step;
+  dead.error = error;
+  dead.dead_ms = dead_ms;
+  emit(run, "run.dead_letter", dead.step_key,
+       json_text(nlohmann::json{{"reason", dead.reason}, {"step_key", dead.step_key}}));
+  store->record_dead_letter(dead);
 }
 
 void Core::release_run(Run& run) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "core/retry_policy.h"
 #include "loop/http_policy.h"
 
 namespace troupe {
@@ -50,6 +51,13 @@ enum class Durability {
   async,  // records are queued; the coroutine resumes at once (faster, may lose the tail)
 };
 
+// Which failed runs are kept for a person to re-drive or drop (troupe dlq).
+enum class DeadLetters {
+  off,        // none
+  retryable,  // those failed by a retryable error their retries did not get past
+  all,        // every failed run (not a cancelled one)
+};
+
 struct RuntimeOptions {
   RuntimeLimits limits;
   Durability durability = Durability::sync;
@@ -60,6 +68,10 @@ struct RuntimeOptions {
   // A run whose every branch waits durably (a sleep with at least this long left) is parked:
   // recorded as waiting, released from memory, taken again by a worker when due.
   uint32_t park_after_ms = 300'000;
+  // How a failed model call is tried again when its agent or call says nothing (config `retry:`).
+  RetryPolicy retry;
+  // Which failed runs are kept as dead letters (config `dead_letters:`).
+  DeadLetters dead_letters = DeadLetters::retryable;
   // Where troupe.http may connect (config `http:`; the built-in deny list always applies).
   std::shared_ptr<const HttpPolicy> http_policy = std::make_shared<const HttpPolicy>();
 };

@@ -111,6 +111,21 @@ struct StepCall {
   std::string request_hash;
 };
 
+// Where a step stands in its retries (run_retry.cpp): what a resumed run carries over from the
+// attempts its earlier epochs made.
+struct RetryState {
+  int done = 0;               // attempts made so far
+  int base = 0;               // attempts a policy does not count (a dead letter re-driven)
+  int64_t wait_until_ms = 0;  // the next attempt is due then
+};
+
+// The first attempt a call is about to make (Core::first_attempt).
+struct FirstAttempt {
+  int number = 1;       // 1 for a new step
+  int base = 0;         // subtracted from an attempt's number before the policy sees it
+  int64_t wait_ms = 0;  // what is left of the wait after the last failed attempt
+};
+
 // A task to resume and what to push into it.
 struct Ready {
   std::weak_ptr<Task> task;
@@ -145,7 +160,12 @@ struct Run {
   // A resumed run: the steps recorded by its earlier epochs, by key. A call whose key is here
   // is served from it (served_step) instead of running again.
   std::unordered_map<std::string, StepRecord> journal;
-  uint64_t served = 0;                                   // steps served from the journal
+  uint64_t served = 0;                                  // steps served from the journal
+  std::unordered_map<std::string, RetryState> retries;  // by step key, from earlier epochs
+  // The error that failed the run, when it was a troupe error table (Core::error_text): the
+  // step it names and whether it was retryable (a dead letter's reason).
+  std::string failure_step;
+  bool failure_retryable = false;
   std::unordered_map<std::string, int64_t> signal_seen;  // by name: the last signal seq taken
   bool wait_for_record = false;  // the root starts once create_run is committed (sync)
   bool offline = false;          // a replay: a call the journal does not answer is a divergence
@@ -232,6 +252,17 @@ class Core {
   // A served answer handed out without resuming a task (a stream's): its turn is taken.
   void served_now(Run& run, const std::string& key);
   std::shared_ptr<Task> shared(Task* t);
+  // The first attempt a step about to run makes: 1, at once, for a new step; after a resume,
+  // the one after the last the journal holds, once what is left of its wait has passed
+  // (run_retry.cpp).
+  FirstAttempt first_attempt(const Run& run, const std::string& key) const;
+  // After an attempt of a step failed as `failure`: when `policy` tries again, journals the
+  // attempt (with the wait, in failed.delay_ms), emits step.retrying and returns the timer that
+  // calls again() once the wait is over; 0, having done nothing, when the policy gives up. The
+  // policy counts failed.attempt - base. again() is called only while the core lives; it checks
+  // its own run and task.
+  EventLoop::Id retry_later(Run& run, AttemptRecord failed, int base, const RetryPolicy& policy,
+                            const AttemptFailure& failure, std::function<void()> again);
   // Why a limit or a cancel stopped the run ("" while it runs); notices a refused allocation
   // and a cancel asked from another thread first.
   const std::string& kill_reason(Run& run);
@@ -277,6 +308,8 @@ class Core {
                    int error_ref = LUA_NOREF);
   void finish_run(Run& run, const std::string& status, const std::string& output_json,
                   const std::string& error);
+  // Keeps a failed run as a dead letter when options.dead_letters asks for it (runtime.cpp).
+  void keep_dead_letter(Run& run, const std::string& error, int64_t dead_ms);
   // Fails the run on a later loop turn with its kill_reason (a limit hit outside its code).
   void stop_soon(Run& run);
   // The store could not record a write of the run: it fails, unless it already ended.
@@ -324,6 +357,7 @@ class Core {
   };
   std::unordered_set<std::string> saved_scripts_;  // hashes this process gave the store
   EventLoop::Id lease_timer_ = 0;
+  uint64_t jitter_state_ = 0;  // splitmix64 state of the retries' jitter (run_retry.cpp)
   std::unordered_map<std::string, CachedChunk> chunks_;
   // Cancels asked from any thread, applied by the loop (and noticed early by the count hook).
   std::mutex cancel_mutex_;
@@ -357,6 +391,11 @@ void install_meters(lua_State* L);
 const std::string* builtin_script(const std::string& module);
 
 int64_t unix_ms();
+
+// The record of a failed attempt of `step` (its key, model, end and latency), which started at
+// started_ms (run_retry.cpp).
+AttemptRecord attempt_of(const StepRecord& step, int attempt, std::string status, std::string error,
+                         int64_t started_ms);
 
 // A new run id: 10 characters of time (ms, Crockford base32), then 6 random ones.
 std::string make_run_id();

@@ -189,6 +189,14 @@ std::string Core::error_text(Task& task, int status, int* error_ref) {
           lua_pushliteral(s, "text");  // troupe errors
           if (lua_rawget(s, -2) == LUA_TSTRING) message = lua_tostring(s, -1);
           lua_pop(s, 1);
+          if (task.parent == nullptr) {  // the run's own error: what a dead letter names
+            lua_pushliteral(s, "step_key");
+            run.failure_step = lua_rawget(s, -2) == LUA_TSTRING ? lua_tostring(s, -1) : "";
+            lua_pushliteral(s, "retryable");
+            lua_rawget(s, -3);
+            run.failure_retryable = lua_toboolean(s, -1) != 0;
+            lua_pop(s, 2);
+          }
           if (message.empty()) message = "(error object is a table value)";
           if (task.parent != nullptr) {
             // A troupe error table (status, retryable, ...) travels to the join intact.

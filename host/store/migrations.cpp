@@ -119,6 +119,38 @@ CREATE TABLE approvals (
 );
 CREATE INDEX approvals_pending ON approvals(requested_ms) WHERE choice = '';
 )sql",
+    // v4: retries and dead letters — each failed attempt of a step that was tried again (the
+    // step keeps the outcome of its last attempt and how many there were), and the failed runs
+    // kept for a person to re-drive or drop (troupe dlq).
+    R"sql(
+ALTER TABLE steps ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE attempts (
+  run_id         TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  step_key       TEXT NOT NULL,
+  attempt        INTEGER NOT NULL,
+  model          TEXT NOT NULL DEFAULT '',
+  status         TEXT NOT NULL,
+  error          TEXT NOT NULL DEFAULT '',
+  retry_after_ms INTEGER NOT NULL DEFAULT 0,
+  delay_ms       INTEGER NOT NULL DEFAULT 0,
+  started_ms     INTEGER NOT NULL DEFAULT 0,
+  finished_ms    INTEGER NOT NULL DEFAULT 0,
+  latency_us     INTEGER NOT NULL DEFAULT 0,
+  epoch          INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, step_key, attempt)
+);
+CREATE TABLE dead_letters (
+  run_id   TEXT PRIMARY KEY NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  reason   TEXT NOT NULL,
+  step_key TEXT NOT NULL DEFAULT '',
+  error    TEXT NOT NULL DEFAULT '',
+  dead_ms  INTEGER NOT NULL,
+  -- The epoch that failed: a row stands only while the run is failed in that epoch (a re-driven
+  -- run that then succeeded, or failed for a reason not kept, leaves its old row behind).
+  epoch    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX dead_letters_by_time ON dead_letters(dead_ms);
+)sql",
 };
 
 constexpr int kLatest = static_cast<int>(std::size(kMigrations));

@@ -88,8 +88,9 @@ struct ScriptText {
   std::string hash;
   std::string text;
 };
-using Write = std::variant<RunRecord, FinishRun, StepRecord, EventRecord, NameRun, CancelRun,
-                           LeaseRun, ParkRun, ScriptText, ApprovalRecord>;
+using Write =
+    std::variant<RunRecord, FinishRun, StepRecord, EventRecord, NameRun, CancelRun, LeaseRun,
+                 ParkRun, ScriptText, ApprovalRecord, AttemptRecord, DeadLetterRecord>;
 
 struct Op {
   Write write;
@@ -125,6 +126,11 @@ uint64_t write_bytes(const Write& write) {
     n += script->hash.size() + script->text.size();
   } else if (auto* approval = std::get_if<ApprovalRecord>(&write)) {
     n += approval->run_id.size() + approval->step_key.size() + approval->request_json.size();
+  } else if (auto* attempt = std::get_if<AttemptRecord>(&write)) {
+    n += attempt->run_id.size() + attempt->step_key.size() + attempt->model.size() +
+         attempt->status.size() + attempt->error.size();
+  } else if (auto* dead = std::get_if<DeadLetterRecord>(&write)) {
+    n += dead->run_id.size() + dead->reason.size() + dead->step_key.size() + dead->error.size();
   } else {
     const auto& event = std::get<EventRecord>(write);
     n += event.run_id.size() + event.type.size() + event.step_key.size() + event.data_json.size();
@@ -141,6 +147,8 @@ const std::string& run_of(const Write& write) {
   if (auto* lease = std::get_if<LeaseRun>(&write)) return lease->run_id;
   if (auto* park = std::get_if<ParkRun>(&write)) return park->run_id;
   if (auto* approval = std::get_if<ApprovalRecord>(&write)) return approval->run_id;
+  if (auto* attempt = std::get_if<AttemptRecord>(&write)) return attempt->run_id;
+  if (auto* dead = std::get_if<DeadLetterRecord>(&write)) return dead->run_id;
   if (std::holds_alternative<ScriptText>(write)) {
     static const std::string kNone;
     return kNone;  // a script belongs to no run
@@ -163,7 +171,9 @@ enum WriteStmt {
   kRenewLease,
   kParkRun,
   kSaveScript,
-  kAskApproval
+  kAskApproval,
+  kInsertAttempt,
+  kUpsertDeadLetter
 };
 const char* const kWriteSql[] = {
     "BEGIN IMMEDIATE",
@@ -176,8 +186,8 @@ const char* const kWriteSql[] = {
     "lease_until_ms = 0 WHERE id = ?1",
     "INSERT OR REPLACE INTO steps (run_id, step_key, kind, agent, model, request, response, "
     "status, error, input_tokens, output_tokens, started_ms, finished_ms, latency_us, "
-    "request_hash, epoch) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    "request_hash, epoch, attempts) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     "INSERT INTO events (run_id, ts_ms, type, step_key, data) VALUES (?1, ?2, ?3, ?4, ?5)",
     "UPDATE runs SET workflow = ?2 WHERE id = ?1",
     "INSERT OR REPLACE INTO cancel_requests (run_id, reason, requested_ms) VALUES (?1, ?2, ?3)",
@@ -189,6 +199,13 @@ const char* const kWriteSql[] = {
     "INSERT OR IGNORE INTO scripts (hash, text) VALUES (?1, ?2)",
     "INSERT OR IGNORE INTO approvals (run_id, step_key, request, deadline_ms, requested_ms)"
     " VALUES (?1, ?2, ?3, ?4, ?5)",
+    // A resumed run may try an attempt again that a crash cut short after its record: the
+    // later record of the same number wins.
+    "INSERT OR REPLACE INTO attempts (run_id, step_key, attempt, model, status, error,"
+    " retry_after_ms, delay_ms, started_ms, finished_ms, latency_us, epoch)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    "INSERT OR REPLACE INTO dead_letters (run_id, reason, step_key, error, dead_ms, epoch)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 constexpr size_t kWriteStmtCount = std::size(kWriteSql);
 
@@ -203,7 +220,10 @@ enum ReadStmt {
   kGetScript,
   kNextSignal,
   kGetApproval,
-  kPendingApprovals
+  kPendingApprovals,
+  kGetAttempts,
+  kDeadLetters,
+  kGetDeadLetter
 };
 // A run's columns as read_run() takes them; ?9 is the reader's clock, which tells a running
 // run whose lease expired (its process died) as "interrupted".
@@ -215,6 +235,13 @@ enum ReadStmt {
 #define TROUPE_APPROVAL_COLUMNS                                                        \
   "run_id, step_key, request, deadline_ms, requested_ms, choice, decided_by, comment," \
   " decided_ms, defaulted"
+// A dead letter stands while its run is failed in the epoch that recorded it; its step's record
+// says how many attempts it made.
+#define TROUPE_DEAD_LETTERS                                                              \
+  "SELECT d.run_id, r.workflow, d.reason, d.step_key, d.error, COALESCE(s.attempts, 0)," \
+  " d.dead_ms, d.epoch FROM dead_letters d JOIN runs r ON r.id = d.run_id AND"           \
+  " r.status = 'failed' AND r.epoch = d.epoch"                                           \
+  " LEFT JOIN steps s ON s.run_id = d.run_id AND s.step_key = d.step_key"
 const char* const kReadSql[] = {
     "SELECT " TROUPE_RUN_COLUMNS
     " FROM runs WHERE (?1 = '' OR CASE WHEN status = 'running' AND"
@@ -225,7 +252,7 @@ const char* const kReadSql[] = {
     "SELECT id FROM runs WHERE id >= ?1 ORDER BY id",
     "SELECT run_id, step_key, kind, agent, model, request, response, status, error, "
     "input_tokens, output_tokens, started_ms, finished_ms, latency_us, request_hash, epoch,"
-    " rowid FROM steps WHERE run_id = ?1 ORDER BY started_ms, rowid",
+    " rowid, attempts FROM steps WHERE run_id = ?1 ORDER BY started_ms, rowid",
     "SELECT seq, run_id, ts_ms, type, step_key, data FROM events"
     " WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     "SELECT run_id, reason FROM cancel_requests ORDER BY requested_ms",
@@ -239,7 +266,13 @@ const char* const kReadSql[] = {
     "SELECT " TROUPE_APPROVAL_COLUMNS
     " FROM approvals WHERE choice = '' AND"
     " (?1 = '' OR run_id = ?1) ORDER BY requested_ms, run_id, step_key LIMIT ?2",
+    "SELECT run_id, step_key, attempt, model, status, error, retry_after_ms, delay_ms,"
+    " started_ms, finished_ms, latency_us, epoch FROM attempts WHERE run_id = ?1"
+    " ORDER BY rowid",
+    TROUPE_DEAD_LETTERS " ORDER BY d.dead_ms DESC, d.rowid DESC LIMIT ?1",
+    TROUPE_DEAD_LETTERS " WHERE d.run_id = ?1",
 };
+#undef TROUPE_DEAD_LETTERS
 #undef TROUPE_APPROVAL_COLUMNS
 #undef TROUPE_RUN_COLUMNS
 
@@ -364,6 +397,11 @@ void redact_write(Write& write) {
     clean(event->data_json);
   } else if (auto* approval = std::get_if<ApprovalRecord>(&write)) {
     clean(approval->request_json);
+  } else if (auto* attempt = std::get_if<AttemptRecord>(&write)) {
+    clean(attempt->model);
+    clean(attempt->error);
+  } else if (auto* dead = std::get_if<DeadLetterRecord>(&write)) {
+    clean(dead->error);
   } else if (auto* script = std::get_if<ScriptText>(&write)) {
     // A script that spells a key out is kept with the key redacted (its hash still names the
     // text as written): a run resumed from the kept text sees the redacted value.
@@ -388,6 +426,13 @@ std::string describe(const Write& write) {
   if (auto* script = std::get_if<ScriptText>(&write)) return "save_script " + script->hash;
   if (auto* approval = std::get_if<ApprovalRecord>(&write)) {
     return "request_approval '" + approval->run_id + "' '" + approval->step_key + "'";
+  }
+  if (auto* attempt = std::get_if<AttemptRecord>(&write)) {
+    return "record_attempt '" + attempt->run_id + "' '" + attempt->step_key + "' " +
+           std::to_string(attempt->attempt);
+  }
+  if (auto* dead = std::get_if<DeadLetterRecord>(&write)) {
+    return "record_dead_letter '" + dead->run_id + "'";
   }
   const auto& event = std::get<EventRecord>(write);
   return "append_event '" + event.run_id + "' " + event.type;
@@ -435,6 +480,13 @@ class SqliteStore final : public Store {
   void request_approval(const ApprovalRecord& approval, Done on_durable) override {
     enqueue(approval, std::move(on_durable));
   }
+  void record_attempt(const AttemptRecord& attempt, Done on_durable) override {
+    enqueue(attempt, std::move(on_durable));
+  }
+  void record_dead_letter(const DeadLetterRecord& dead, Done on_durable) override {
+    enqueue(dead, std::move(on_durable));
+  }
+  bool discard_dead_letter(const std::string& run_id) override;
   std::optional<RunRecord> claim_run(const std::string& run_id, const ClaimOptions& options,
                                      std::string* why) override;
   int64_t send_signal(const std::string& run_id, const std::string& name,
@@ -466,6 +518,9 @@ class SqliteStore final : public Store {
   std::vector<CancelRequest> cancel_requests() const override;
   std::vector<std::string> claimable_runs(int64_t now_ms, int limit) const override;
   std::optional<std::string> get_script(const std::string& hash) const override;
+  std::vector<AttemptRecord> get_attempts(const std::string& run_id) const override;
+  std::vector<DeadLetterRecord> dead_letters(int limit) const override;
+  std::optional<DeadLetterRecord> get_dead_letter(const std::string& run_id) const override;
   int schema_version() const override { return version_; }
   // On a connection of its own, not the writer's (gc.cpp says why); this process's queued
   // writes go first, so a run it has just finished counts.
@@ -640,6 +695,8 @@ void SqliteStore::enqueue(Write write, Done done) {
       it->second.stats.queued_bytes += bytes;
     }
     if (auto* step = std::get_if<StepRecord>(&write)) step->epoch = epoch;
+    if (auto* attempt = std::get_if<AttemptRecord>(&write)) attempt->epoch = epoch;
+    if (auto* dead = std::get_if<DeadLetterRecord>(&write)) dead->epoch = epoch;
     // The run's creation is not fenced: there is no epoch to compare with before it exists.
     queue_.push_back(Op{std::move(write), std::move(done), bytes, created ? 0 : epoch});
     ++enqueued_;
@@ -921,7 +978,34 @@ std::string SqliteStore::apply(const Op& op) {
     sqlite3_bind_int64(stmt, 14, step->latency_us);
     bind_text(stmt, 15, step->request_hash);
     sqlite3_bind_int64(stmt, 16, step->epoch);
+    sqlite3_bind_int(stmt, 17, step->attempts);
     return run_write(kUpsertStep);
+  }
+  if (auto* attempt = std::get_if<AttemptRecord>(&write)) {
+    sqlite3_stmt* stmt = wstmts_[kInsertAttempt].get();
+    bind_text(stmt, 1, attempt->run_id);
+    bind_text(stmt, 2, attempt->step_key);
+    sqlite3_bind_int(stmt, 3, attempt->attempt);
+    bind_text(stmt, 4, attempt->model);
+    bind_text(stmt, 5, attempt->status);
+    bind_text(stmt, 6, attempt->error);
+    sqlite3_bind_int64(stmt, 7, attempt->retry_after_ms);
+    sqlite3_bind_int64(stmt, 8, attempt->delay_ms);
+    sqlite3_bind_int64(stmt, 9, attempt->started_ms);
+    sqlite3_bind_int64(stmt, 10, attempt->finished_ms);
+    sqlite3_bind_int64(stmt, 11, attempt->latency_us);
+    sqlite3_bind_int64(stmt, 12, attempt->epoch);
+    return run_write(kInsertAttempt);
+  }
+  if (auto* dead = std::get_if<DeadLetterRecord>(&write)) {
+    sqlite3_stmt* stmt = wstmts_[kUpsertDeadLetter].get();
+    bind_text(stmt, 1, dead->run_id);
+    bind_text(stmt, 2, dead->reason);
+    bind_text(stmt, 3, dead->step_key);
+    bind_text(stmt, 4, dead->error);
+    sqlite3_bind_int64(stmt, 5, dead->dead_ms);
+    sqlite3_bind_int64(stmt, 6, dead->epoch);
+    return run_write(kUpsertDeadLetter);
   }
   if (auto* lease = std::get_if<LeaseRun>(&write)) {
     sqlite3_stmt* stmt = wstmts_[kRenewLease].get();
@@ -1077,11 +1161,78 @@ std::vector<StepRecord> SqliteStore::get_steps(const std::string& run_id) const 
     step.epoch = sqlite3_column_int64(stmt, 15);
     // INSERT OR REPLACE gives a replaced row a new rowid: it orders records by their last write.
     step.seq = sqlite3_column_int64(stmt, 16);
+    step.attempts = sqlite3_column_int(stmt, 17);
     steps.push_back(std::move(step));
   }
   sqlite3_reset(stmt);
   release_reader(std::move(reader));
   return steps;
+}
+
+std::vector<AttemptRecord> SqliteStore::get_attempts(const std::string& run_id) const {
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* stmt = read_stmt(*reader, kGetAttempts);
+  bind_text(stmt, 1, run_id);
+  std::vector<AttemptRecord> attempts;
+  while (step_read(*reader, stmt, "get_attempts")) {
+    AttemptRecord a;
+    a.run_id = column_text(stmt, 0);
+    a.step_key = column_text(stmt, 1);
+    a.attempt = sqlite3_column_int(stmt, 2);
+    a.model = column_text(stmt, 3);
+    a.status = column_text(stmt, 4);
+    a.error = column_text(stmt, 5);
+    a.retry_after_ms = sqlite3_column_int64(stmt, 6);
+    a.delay_ms = sqlite3_column_int64(stmt, 7);
+    a.started_ms = sqlite3_column_int64(stmt, 8);
+    a.finished_ms = sqlite3_column_int64(stmt, 9);
+    a.latency_us = sqlite3_column_int64(stmt, 10);
+    a.epoch = sqlite3_column_int64(stmt, 11);
+    attempts.push_back(std::move(a));
+  }
+  sqlite3_reset(stmt);
+  release_reader(std::move(reader));
+  return attempts;
+}
+
+namespace {
+
+DeadLetterRecord read_dead_letter(sqlite3_stmt* stmt) {
+  DeadLetterRecord d;
+  d.run_id = column_text(stmt, 0);
+  d.workflow = column_text(stmt, 1);
+  d.reason = column_text(stmt, 2);
+  d.step_key = column_text(stmt, 3);
+  d.error = column_text(stmt, 4);
+  d.attempts = sqlite3_column_int(stmt, 5);
+  d.dead_ms = sqlite3_column_int64(stmt, 6);
+  d.epoch = sqlite3_column_int64(stmt, 7);
+  return d;
+}
+
+}  // namespace
+
+std::vector<DeadLetterRecord> SqliteStore::dead_letters(int limit) const {
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* stmt = read_stmt(*reader, kDeadLetters);
+  sqlite3_bind_int64(stmt, 1, limit > 0 ? limit : -1);
+  std::vector<DeadLetterRecord> found;
+  while (step_read(*reader, stmt, "dead_letters"))
+    found.push_back(read_dead_letter(stmt));
+  sqlite3_reset(stmt);
+  release_reader(std::move(reader));
+  return found;
+}
+
+std::optional<DeadLetterRecord> SqliteStore::get_dead_letter(const std::string& run_id) const {
+  std::unique_ptr<Reader> reader = acquire_reader();
+  sqlite3_stmt* stmt = read_stmt(*reader, kGetDeadLetter);
+  bind_text(stmt, 1, run_id);
+  std::optional<DeadLetterRecord> found;
+  if (step_read(*reader, stmt, "get_dead_letter")) found = read_dead_letter(stmt);
+  sqlite3_reset(stmt);
+  release_reader(std::move(reader));
+  return found;
 }
 
 std::vector<EventRecord> SqliteStore::get_events(const std::string& run_id, int64_t after_seq,
@@ -1283,6 +1434,15 @@ std::optional<ApprovalRecord> SqliteStore::decide_approval(
     });
   }
   return after;
+}
+
+bool SqliteStore::discard_dead_letter(const std::string& run_id) {
+  flush();  // this process's own writes first (the run may have just failed here)
+  bool dropped = false;
+  direct(
+      "discard_dead_letter", "DELETE FROM dead_letters WHERE run_id = ?1 RETURNING run_id",
+      [&](sqlite3_stmt* s) { bind_text(s, 1, run_id); }, [&](sqlite3_stmt*) { dropped = true; });
+  return dropped;
 }
 
 std::optional<SignalRecord> SqliteStore::next_signal(const std::string& run_id,

@@ -76,6 +76,38 @@ struct StepRecord {
   std::string request_hash;
   int64_t epoch = 0;  // the epoch of the run that recorded it (set by the store)
   int64_t seq = 0;    // as read: the order the records were written in (a later one is higher)
+  int attempts = 1;   // how many times it was tried; this record is the last try's outcome
+};
+
+// A failed attempt of a step that was tried again (a retry policy): kept under the step's key
+// with its number; the step's own record is the outcome of its last attempt.
+struct AttemptRecord {
+  std::string run_id;
+  std::string step_key;
+  int attempt = 1;     // 1 for the first try
+  std::string model;   // "provider/model" for a model call (a fallback may change it)
+  std::string status;  // the failure's status name: "rate_limited", "timeout", "tool_error", ...
+  std::string error;   // the message, redacted
+  int64_t retry_after_ms = 0;  // what the server asked to wait (Retry-After), 0 when nothing
+  int64_t delay_ms = 0;        // how long the host waited before the next attempt
+  int64_t started_ms = 0;
+  int64_t finished_ms = 0;
+  int64_t latency_us = 0;
+  int64_t epoch = 0;  // set by the store, like a step's
+};
+
+// A failed run kept for a person (troupe dlq): re-driven from its journal, or dropped.
+struct DeadLetterRecord {
+  std::string run_id;
+  std::string workflow;  // as read (the run's)
+  // "retries_exhausted": it failed with a retryable error its retries did not get past;
+  // "failed": any other failure, kept because the policy keeps every failed run.
+  std::string reason;
+  std::string step_key;  // the step whose error failed the run ("" when none did)
+  std::string error;     // the run's error
+  int attempts = 0;      // as read: how many times that step was tried
+  int64_t dead_ms = 0;
+  int64_t epoch = 0;  // the epoch that failed (set by the store)
 };
 
 // Events are append-only; seq is assigned by the store, increasing per database.
@@ -215,6 +247,11 @@ class Store {
   virtual void park_run(const std::string& run_id, int64_t wake_ms, Done on_durable = {}) = 0;
   // Asks for an approval (the run's own process; fenced). A no-op when it was asked already.
   virtual void request_approval(const ApprovalRecord& approval, Done on_durable = {}) = 0;
+  // Journals a failed attempt of a step that is tried again. Fenced.
+  virtual void record_attempt(const AttemptRecord& attempt, Done on_durable = {}) = 0;
+  // Keeps the run as a dead letter (replacing an older one); queued before its finish_run.
+  // Fenced: it stands while the run stays failed in this epoch.
+  virtual void record_dead_letter(const DeadLetterRecord& dead, Done on_durable = {}) = 0;
   // Keeps a script's text by its hash (a no-op when it is there already).
   virtual void save_script(const std::string& hash, const std::string& text,
                            Done on_durable = {}) = 0;
@@ -260,6 +297,9 @@ class Store {
                                                         const std::string& comment,
                                                         int64_t decided_ms, bool defaulted) = 0;
 
+  // Drops a run's dead letter (troupe dlq discard; any process). False when it has none.
+  virtual bool discard_dead_letter(const std::string& run_id) = 0;
+
   // --- reads: any thread; see committed data only.
   virtual std::vector<RunRecord> list_runs(const RunFilter& filter) const = 0;
   // Finds a run by its full id or a unique prefix of it. Throws StoreError when the prefix
@@ -278,6 +318,12 @@ class Store {
   // Approvals not decided yet, oldest first; of one run when run_id is not empty.
   virtual std::vector<ApprovalRecord> pending_approvals(const std::string& run_id,
                                                         int limit) const = 0;
+  // The failed attempts of a run's steps, by step (in the order they were written) and number.
+  virtual std::vector<AttemptRecord> get_attempts(const std::string& run_id) const = 0;
+  // Dead letters whose run is still failed in the epoch that recorded them, newest first.
+  virtual std::vector<DeadLetterRecord> dead_letters(int limit) const = 0;
+  // The run's dead letter, when it stands.
+  virtual std::optional<DeadLetterRecord> get_dead_letter(const std::string& run_id) const = 0;
   // A script saved by save_script, by its hash.
   virtual std::optional<std::string> get_script(const std::string& hash) const = 0;
   // The cancels asked and not yet applied, oldest first.

@@ -16,9 +16,13 @@ local AgentMT = { __name = "troupe.agent", __index = Agent, __metatable = false 
 local agent = {}
 
 --- troupe.agent{ name =, model = "provider/model", system =, role =, temperature =,
----               max_tokens =, tools = { tool, ... }, history = true | false }
+---               max_tokens =, tools = { tool, ... }, history = true | false,
+---               retry = { attempts =, initial =, backoff =, max =, jitter =, non_retryable = }
+---                       | false }
+--- retry: how a failed model call is tried again (default: the host's `retry:` config, three
+--- attempts); a call's own `retry` option replaces it.
 local check_fields = util.fields{ "name", "model", "system", "role", "temperature", "max_tokens",
-                                  "tools", "history" }
+                                  "tools", "history", "retry" }
 
 function agent.agent(spec)
   if type(spec) ~= "table" then error("troupe.agent expects a table { name = ..., model = ... }", 2) end
@@ -33,6 +37,7 @@ function agent.agent(spec)
   check_type(spec.temperature, "number", "troupe.agent: 'temperature'", 2)
   check_type(spec.tools, "table", "troupe.agent: 'tools'", 2)
   check_type(spec.history, "boolean", "troupe.agent: 'history'", 2)
+  if spec.retry ~= nil then host.check_retry(spec.retry, "troupe.agent") end
   local model = spec.model or host.default_model()
   if not model:find("/", 1, true) then
     error(("troupe.agent: model '%s' must be written as provider/model, e.g. openai/gpt-4o"):format(model), 2)
@@ -74,6 +79,7 @@ function agent.agent(spec)
     _tools = by_name,
     _tool_specs = specs,
     _keep_history = spec.history ~= false,
+    _retry = spec.retry,
     _history = {},
   }, AgentMT)
 end
@@ -86,14 +92,14 @@ end
 
 -- Options each method accepts; a misspelt option is an error rather than silently ignored.
 local CALL_OPTIONS = { temperature = true, max_tokens = true, stop = true, tool_choice = true,
-                       schema = true, schema_name = true }
+                       schema = true, schema_name = true, retry = true }
 local OPTIONS = {
   chat = CALL_OPTIONS,
   stream = CALL_OPTIONS,
   ask = { temperature = true, max_tokens = true, stop = true, tool_choice = true, schema = true,
-          schema_name = true, retries = true },
+          schema_name = true, retries = true, retry = true },
   run = { temperature = true, max_tokens = true, stop = true, tool_choice = true,
-          max_turns = true },
+          max_turns = true, retry = true },
 }
 
 local function check_opts(self, opts, method, level)
@@ -129,6 +135,7 @@ local function check_opts(self, opts, method, level)
   if opts.retries ~= nil and (math.type(opts.retries) ~= "integer" or opts.retries < 0) then
     error("option 'retries' must be an integer >= 0", level + 1)
   end
+  if opts.retry ~= nil then host.check_retry(opts.retry, "agent:" .. method) end
   if opts.max_turns ~= nil and (math.type(opts.max_turns) ~= "integer" or opts.max_turns < 1) then
     error("option 'max_turns' must be an integer >= 1", level + 1)
   end
@@ -218,8 +225,14 @@ local function request_for(self, system, base, exchange, opts, tool_choice)
   return req
 end
 
-local function call_model(self, req)
-  local ok, res = host.chat(self.name, self.model, self.role, req)
+-- The retry policy of a call: its own option, else the agent's (nil: the host's default).
+local function retry_of(self, opts)
+  if opts.retry ~= nil then return opts.retry end
+  return self._retry
+end
+
+local function call_model(self, req, opts)
+  local ok, res = host.chat(self.name, self.model, self.role, req, retry_of(self, opts))
   if not ok then raise(res, 3) end
   return res
 end
@@ -230,7 +243,7 @@ function Agent:chat(prompt, opts)
   opts = check_opts(self, opts, "chat", 2)
   local exchange, system = input_messages(prompt, 2)
   local res = call_model(self, request_for(self, system, snapshot(self), exchange, opts,
-                                           opts.tool_choice))
+                                           opts.tool_choice), opts)
   exchange[#exchange + 1] = assistant_message(res)
   commit(self, exchange)
   return res
@@ -259,7 +272,8 @@ local function ask_structured(self, prompt, opts)
   local attempt = table.move(exchange, 1, #exchange, 1, {})
   local problems
   for _ = 1, retries + 1 do
-    local res = call_model(self, request_for(self, system, base, attempt, opts, opts.tool_choice))
+    local res = call_model(self, request_for(self, system, base, attempt, opts,
+                                             opts.tool_choice), opts)
     local value
     value, problems = parse_output(res.text or "", schema)
     if problems == nil then
@@ -284,7 +298,7 @@ function Agent:ask(prompt, opts)
   if opts.schema then return ask_structured(self, prompt, opts) end
   local exchange, system = input_messages(prompt, 2)
   local res = call_model(self, request_for(self, system, snapshot(self), exchange, opts,
-                                           opts.tool_choice))
+                                           opts.tool_choice), opts)
   exchange[#exchange + 1] = assistant_message(res)
   commit(self, exchange)
   return res.text
@@ -298,7 +312,7 @@ function Agent:stream(prompt, opts)
   local exchange, system = input_messages(prompt, 2)
   local handle = host.stream(self.name, self.model, self.role,
                              request_for(self, system, snapshot(self), exchange, opts,
-                                         opts.tool_choice))
+                                         opts.tool_choice), retry_of(self, opts))
   local finished = false
   local function next_event()
     if finished then return nil end
@@ -342,7 +356,7 @@ function Agent:run(task, opts)
   for turn = 1, max_turns do
     -- tool_choice applies to the first turn only: "required" on every turn would never end.
     local res = call_model(self, request_for(self, system, base, exchange, opts,
-                                             turn == 1 and opts.tool_choice or nil))
+                                             turn == 1 and opts.tool_choice or nil), opts)
     local calls = res.tool_calls or {}
     exchange[#exchange + 1] = assistant_message(res)
     if #calls == 0 then

@@ -9,10 +9,13 @@ local ToolMT = { __name = "troupe.tool", __index = Tool, __metatable = false }
 
 local tool = {}
 
-local check_fields = util.fields{ "name", "description", "parameters", "run" }
+local check_fields = util.fields{ "name", "description", "parameters", "run", "retry" }
 
 --- troupe.tool{ name =, description =, parameters = <JSON Schema of the arguments>,
----              run = function(args) ... end }
+---              run = function(args) ... end,
+---              retry = { attempts =, initial =, backoff =, max =, jitter =, non_retryable = } }
+--- A tool with a retry policy that raises is run again after the policy's wait, each failed
+--- attempt journaled under the tool call's step key; without one it is tried once.
 local function new_tool(def)
   if type(def) ~= "table" then
     error("troupe.tool expects a table { name = ..., description = ..., parameters = ..., run = ... }", 2)
@@ -37,8 +40,10 @@ local function new_tool(def)
   end
   local ok, err = pcall(host.validate, parameters, {})
   if not ok then error("troupe.tool '" .. name .. "': 'parameters': " .. tostring(err), 2) end
+  if def.retry ~= nil then host.check_retry(def.retry, "troupe.tool '" .. name .. "'") end
   return setmetatable({
     name = name, description = def.description or "", parameters = parameters, run = def.run,
+    retry = def.retry,
   }, ToolMT)
 end
 tool.tool = new_tool
@@ -105,6 +110,9 @@ function tool.run_call(agent, call)
       problem = ("invalid arguments for tool '%s': %s"):format(name, table.concat(errs, "; "))
     else
       local ran, value = pcall(t.run, util.deep_copy(call.arguments))
+      while not ran and host.tool_retry(step, errors.text(value), value, t.retry) do
+        ran, value = pcall(t.run, util.deep_copy(call.arguments))
+      end
       if not ran then
         problem = ("tool '%s' failed: %s"):format(name, errors.text(value))
       else

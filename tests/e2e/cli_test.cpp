@@ -960,7 +960,7 @@ TEST_F(CliProviders, AProviderThatIsNotConfiguredFailsTheRun) {
   EXPECT_TRUE(contains(r.err, "openai")) << "what is configured: " << r.describe();
 }
 
-TEST_F(CliProviders, ARateLimitedModelFailsTheRunWithRateLimited) {
+TEST_F(CliProviders, ARateLimitedModelFailsTheRunWithRateLimitedAfterTheDefaultThreeAttempts) {
   write("ask.lua",
         workflow("ask",
                  "  local a = troupe.agent{ name = 'busy', model = 'mock/error-rate-limited' }\n"
@@ -971,8 +971,10 @@ TEST_F(CliProviders, ARateLimitedModelFailsTheRunWithRateLimited) {
   json j = show_json(latest_run_id());
   EXPECT_EQ(j["status"], "failed");
   EXPECT_TRUE(contains(j["error"].get<std::string>(), "rate_limited")) << j.dump(2);
+  EXPECT_TRUE(contains(j["error"].get<std::string>(), "(after 3 attempts)")) << j.dump(2);
   ASSERT_EQ(j["steps"].size(), 1u);
   EXPECT_EQ(j["steps"][0]["status"], "failed");
+  EXPECT_EQ(j["steps"][0]["attempts"], 3);
   EXPECT_TRUE(contains(j["steps"][0]["error"].get<std::string>(), "rate_limited"));
 }
 
@@ -994,7 +996,7 @@ TEST_F(CliProviders, AFailingParallelBranchFailsTheRunNamingTheBranch) {
                             "    function() return troupe.agent{ name = 'good', model = "
                             "'openai/gpt-4o' }:ask('a') end,\n"
                             "    function() return troupe.agent{ name = 'bad', model = "
-                            "'openai/error-server' }:ask('b') end,\n"
+                            "'openai/error-server', retry = false }:ask('b') end,\n"
                             "    function() return troupe.agent{ name = 'fine', model = "
                             "'openai/gpt-4o' }:ask('c') end) }"));
   ProcessResult r = troupe({"run", "par.lua"});

@@ -12,14 +12,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "e2e/process.h"
+#include "e2e/cli_fixture.h"
 #include "support/http_test_server.h"
-#include "support/test_paths.h"
 
 namespace troupe::test {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr const char* kSecret = "whsec-test-secret";
@@ -38,55 +36,31 @@ std::string expected_signature(const std::string& id, const std::string& ts,
   return "v1," + b64;
 }
 
-class Outside : public ::testing::Test {
+class Outside : public CliFixture {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "troupe-outside-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    std::ofstream(dir_ / "troupe.yaml") << "store: troupe.db\npark_after_s: 1\n";
+    CliFixture::SetUp();
+    write("troupe.yaml", "store: troupe.db\npark_after_s: 1\n");
+    unset_env_.insert(unset_env_.end(), {"OPENAI_API_KEY", "ANTHROPIC_API_KEY"});
+    env_["TROUPE_OFFLINE"] = "1";
+    env_["TROUPE_WEBHOOK_SECRET"] = kSecret;
   }
-  void TearDown() override {
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(dir_, ec);
+  void write_workflow(const std::string& name, const std::string& body) {
+    write(name,
+          "local troupe = require(\"troupe\")\n"
+          "return troupe.workflow{ name = \"w\", run = function(input)\n" +
+              body + "\nend }\n");
   }
-  void write(const std::string& name, const std::string& body) {
-    std::ofstream(dir_ / name) << "local troupe = require(\"troupe\")\n"
-                               << "return troupe.workflow{ name = \"w\", run = function(input)\n"
-                               << body << "\nend }\n";
-  }
-  ProcessOptions options(std::vector<std::string> args) const {
-    args.insert(args.begin(), troupe_binary());
-    ProcessOptions o;
-    o.args = std::move(args);
-    o.cwd = dir_.string();
-    o.unset_env = {"TROUPE_PLUGIN_PATH", "NO_COLOR", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"};
-    o.env["TROUPE_OFFLINE"] = "1";
-    o.env["TROUPE_WEBHOOK_SECRET"] = kSecret;
-    return o;
-  }
-  ProcessResult troupe(std::vector<std::string> args) {
-    return Process(options(std::move(args))).wait();
-  }
-  json troupe_json(std::vector<std::string> args) {
-    args.insert(args.begin(), "--json");
-    ProcessResult r = troupe(std::move(args));
-    json out = json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(out.is_discarded()) << r.describe();
-    return out;
-  }
-
-  fs::path dir_;
 };
 
 TEST_F(Outside, ADeadlineAppliesTheDefaultAfterEscalationTiersFiredInOrderWithSignedWebhooks) {
   HttpTestServer receiver;
   receiver.route_prefix("/hook", [](const TestRequest&) { return Script{}; });
-  write("wf.lua", R"(
+  write_workflow("wf.lua", R"(
   local d = troupe.approve{ title = "deploy?", choices = { "yes", "no" }, timeout = 1.5,
     default = "no", escalate = { { after = 0.7, webhook = ")" +
-                      receiver.url("/hook/2") + R"(" }, { after = 0.2, webhook = ")" +
-                      receiver.url("/hook/1") + R"(" } } }
+                               receiver.url("/hook/2") + R"(" }, { after = 0.2, webhook = ")" +
+                               receiver.url("/hook/1") + R"(" } } }
   return d)");
   json out = troupe_json({"run", "wf.lua"});
   ASSERT_EQ(out["status"], "succeeded") << out.dump();
@@ -120,7 +94,7 @@ TEST_F(Outside, ADeadlineAppliesTheDefaultAfterEscalationTiersFiredInOrderWithSi
 }
 
 TEST_F(Outside, ParallelApprovalsOfAParkedRunAreEachResumedOnceByTheirOwnDecision) {
-  write("wf.lua", R"(
+  write_workflow("wf.lua", R"(
   local a, b
   troupe.parallel(
     function() a = troupe.approve{ title = "legal", choices = { "ok", "veto" } } end,
@@ -156,8 +130,47 @@ TEST_F(Outside, ParallelApprovalsOfAParkedRunAreEachResumedOnceByTheirOwnDecisio
   EXPECT_EQ(shown["epoch"], 3);  // started, resumed for legal, resumed for security
 }
 
+TEST_F(Outside, AnEscalationAndADeadlineThatComeDueWhileTheRunIsParkedFireWhenAWorkerTakesIt) {
+  const std::string faketime = find_libfaketime();
+  if (faketime.empty()) GTEST_SKIP() << "libfaketime is not installed (Debian: libfaketime)";
+  write_workflow("wf.lua", R"(
+  local d = troupe.approve{ title = "release?", choices = { "go", "hold" }, timeout = 7200,
+    default = "hold", escalate = { { after = 3600 } } }
+  return d)");
+  json parked = troupe_json({"run", "wf.lua"});
+  ASSERT_EQ(parked["status"], "waiting") << parked.dump();
+  const std::string id = parked["run_id"];
+  // Not due: a worker leaves it alone.
+  ProcessResult early = troupe({"worker", "--once", "--poll-ms", "50"});
+  EXPECT_EQ(early.out, "") << early.describe();
+
+  // Three hours later (libfaketime): the escalation and then the deadline are due. One worker
+  // pass takes the run for each time it parked until, and it ends with the default.
+  ProcessOptions later = options({"worker", "--once", "--poll-ms", "50"});
+  later.env["LD_PRELOAD"] = faketime;
+  later.env["FAKETIME"] = "+3h";
+  later.env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1";
+  later.env["ASAN_OPTIONS"] = "verify_asan_link_order=0";  // libfaketime comes first
+  json shown;
+  for (int pass = 0; pass < 3; ++pass) {
+    ProcessResult worker = Process(later).wait();
+    ASSERT_EQ(worker.exit_code, 0) << worker.describe();
+    shown = troupe_json({"show", id});
+    if (shown["status"] != "waiting") break;
+  }
+  ASSERT_EQ(shown["status"], "succeeded") << shown.dump();
+  EXPECT_EQ(shown["output"]["choice"], "hold");
+  EXPECT_EQ(shown["output"]["by"], "deadline");
+  EXPECT_EQ(shown["output"]["defaulted"], true);
+  int escalations = 0;
+  std::istringstream lines(troupe({"--json", "events", id}).out);  // JSON lines
+  for (std::string line; std::getline(lines, line);)
+    escalations += json::parse(line)["type"] == "approval.escalated";
+  EXPECT_EQ(escalations, 1) << "the tier fired once, though its time passed while parked";
+}
+
 TEST_F(Outside, SignalsSentBeforeTheWaitAreBufferedAndEachIsDeliveredOnce) {
-  write("wf.lua", R"(
+  write_workflow("wf.lua", R"(
   local first = troupe.wait_signal("go")
   local second = troupe.wait_signal("go")
   local third, why = troupe.wait_signal("go", 0.2)

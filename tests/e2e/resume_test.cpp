@@ -3,20 +3,16 @@
 // sides; troupe.patched keeps an old run on its old path while new runs take the new one.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdlib.h>
 
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "e2e/process.h"
-#include "support/test_paths.h"
+#include "e2e/cli_fixture.h"
 
 namespace troupe::test {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 // Three calls; `middle` is what the edited versions put between the first two.
@@ -32,46 +28,25 @@ std::string workflow(const std::string& middle) {
          "end }\n";
 }
 
-class Resume : public ::testing::Test {
+class Resume : public CliFixture {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "troupe-resume-script-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
+    CliFixture::SetUp();
     configure("");
   }
   // The mock answers at once, except prompts containing `hang` (if any), which never return.
   void configure(const std::string& hang) {
-    std::ofstream cfg(dir_ / "troupe.yaml");
-    cfg << "store: troupe.db\nproviders:\n  mock:\n    plugin: mock\n    settings:\n";
+    std::string cfg = "store: troupe.db\nproviders:\n  mock:\n    plugin: mock\n    settings:\n";
     if (!hang.empty())
-      cfg << "      rules: [{match: \"" << hang << "\", latency_ms: 600000}]\n";
+      cfg += "      rules: [{match: \"" + hang + "\", latency_ms: 600000}]\n";
     else
-      cfg << "      latency_ms: 0\n";
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(dir_, ec);
-  }
-  ProcessOptions options(std::vector<std::string> args) const {
-    args.insert(args.begin(), troupe_binary());
-    ProcessOptions o;
-    o.args = std::move(args);
-    o.cwd = dir_.string();
-    o.unset_env = {"TROUPE_PLUGIN_PATH", "NO_COLOR"};
-    return o;
-  }
-  json troupe_json(std::vector<std::string> args) {
-    args.insert(args.begin(), "--json");
-    ProcessResult r = Process(options(std::move(args))).wait();
-    json out = json::parse(r.out, nullptr, false);
-    EXPECT_FALSE(out.is_discarded()) << r.describe();
-    return out;
+      cfg += "      latency_ms: 0\n";
+    write("troupe.yaml", cfg);
   }
   // Runs the original script until its third call, which never returns, and kills it there:
   // the journal then holds exactly the first two calls, whatever the machine's speed.
   std::string killed_after_two_calls() {
-    std::ofstream(dir_ / "wf.lua") << workflow("");
+    write("wf.lua", workflow(""));
     configure("three");
     Process victim(options({"run", "wf.lua"}));
     // Polled without expectations: until the run's process created the store, reading it fails.
@@ -95,15 +70,13 @@ class Resume : public ::testing::Test {
     ADD_FAILURE() << "the first two calls were never journaled";
     return "";
   }
-
-  fs::path dir_;
 };
 
 TEST_F(Resume, AChangedScriptIsRefusedAndAStepThatNoLongerMatchesStopsTheRunNamingIt) {
   std::string id = killed_after_two_calls();
   ASSERT_FALSE(id.empty());
   // The edit asks something else where the journal holds "two".
-  std::ofstream(dir_ / "wf.lua") << workflow("  out[#out + 1] = a:ask(\"inserted\")\n");
+  write("wf.lua", workflow("  out[#out + 1] = a:ask(\"inserted\")\n"));
   ProcessResult refused = Process(options({"resume", id})).wait();
   EXPECT_EQ(refused.exit_code, 2) << refused.describe();
   EXPECT_NE(refused.err.find("changed since the run started"), std::string::npos) << refused.err;

@@ -12,14 +12,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "e2e/process.h"
+#include "e2e/cli_fixture.h"
 #include "support/test_paths.h"
 #include "support/vendor_server.h"
 
 namespace troupe::test {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr int kRuns = 200;
@@ -32,35 +31,16 @@ return troupe.workflow{ name = "queued", run = function(input)
 end }
 )";
 
-class Worker : public ::testing::Test {
+class Worker : public CliFixture {
  protected:
   void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "troupe-worker-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    std::ofstream(dir_ / "wf.lua") << kWorkflow;
-    std::ofstream cfg(dir_ / "troupe.yaml");
-    cfg << "store: troupe.db\nlease_s: 1\n"
-        << "providers:\n  openai:\n    plugin: openai\n    settings: {base_url: \""
-        << server_.base_url(Vendor::openai) << "\"}\n    secrets: {api_key: TEST_VENDOR_KEY}\n";
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(dir_, ec);
-  }
-
-  ProcessOptions options(std::vector<std::string> args) const {
-    args.insert(args.begin(), troupe_binary());
-    ProcessOptions o;
-    o.args = std::move(args);
-    o.cwd = dir_.string();
-    o.unset_env = {"TROUPE_PLUGIN_PATH", "NO_COLOR"};
-    o.env["TEST_VENDOR_KEY"] = "sk-worker-test";
-    o.timeout = std::chrono::milliseconds(120'000);
-    return o;
-  }
-  ProcessResult troupe(std::vector<std::string> args) {
-    return Process(options(std::move(args))).wait();
+    CliFixture::SetUp();
+    write("wf.lua", kWorkflow);
+    write("troupe.yaml",
+          "store: troupe.db\nlease_s: 1\nproviders:\n  openai:\n    plugin: openai\n"
+          "    settings: {base_url: \"" +
+              server_.base_url(Vendor::openai) + "\"}\n    secrets: {api_key: TEST_VENDOR_KEY}\n");
+    env_["TEST_VENDOR_KEY"] = "sk-worker-test";
   }
   std::vector<std::string> queue_runs() {
     std::vector<std::string> ids;
@@ -87,7 +67,6 @@ class Worker : public ::testing::Test {
   }
 
   VendorServer server_;
-  fs::path dir_;
 };
 
 TEST_F(Worker, TwoWorkersDriveEachOfTwoHundredQueuedRunsExactlyOnce) {

@@ -150,16 +150,20 @@ TEST_F(Workflows, FanoutMapReturnsOneNotePerTopicInListOrderThenASummary) {
   EXPECT_EQ(steps[2].substr(0, 2), "2 ");
 }
 
-TEST_F(Workflows, RetryOnErrorWaitsRetryAfterThenSucceedsOnTheSecondAttempt) {
+TEST_F(Workflows, RetryOnErrorTriesTheCallAgainAfterRetryAfterThenFallsBack) {
   ProcessResult r = troupe({"--json", "run", workflow("retry_on_error.lua")});
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   json j = json::parse(r.out);
-  EXPECT_EQ(j["output"]["attempts"], 2);
+  EXPECT_EQ(j["output"]["model"], "openai/gpt-4o");
   EXPECT_EQ(steps_of(j["run_id"]), (std::vector<std::string>{
                                        "1 chat writer mock/error-rate-limited failed",
-                                       "2 sleep - - succeeded",
-                                       "3 chat writer openai/gpt-4o succeeded",
+                                       "2 chat fallback openai/gpt-4o succeeded",
                                    }));
+  json shown = json::parse(troupe({"--json", "show", j["run_id"]}).out);
+  EXPECT_EQ(shown["steps"][0]["attempts"], 2);
+  ASSERT_EQ(shown["steps"][0]["failed_attempts"].size(), 1u);
+  EXPECT_GE(shown["steps"][0]["failed_attempts"][0]["delay_ms"].get<int64_t>(), 1000)
+      << "the mock's Retry-After (1 s) beats the policy's 0.5 s";
   ProcessResult events = troupe({"events", j["run_id"]});
   EXPECT_TRUE(contains(events.out, "status=rate_limited retryable=true retry_after_ms=1000"))
       << events.out;

@@ -153,7 +153,7 @@ TEST_F(AgentTest, AStreamWaitingInACancelledBranchIsCancelled) {
 
 TEST_F(AgentTest, AStreamedProviderErrorRaisesTheTroupeErrorTable) {
   auto out = run_body(R"(
-    local a = troupe.agent{ name = "s", model = "mock/error-rate-limited" }
+    local a = troupe.agent{ name = "s", model = "mock/error-rate-limited", retry = false }
     local ok, err = pcall(function() for ev in a:stream("x") do end end)
     return { ok = ok, status = err.status, retryable = err.retryable, key = err.step_key })");
   ASSERT_EQ(out.status, "succeeded") << out.error;

@@ -176,7 +176,7 @@ TEST_F(RuntimeTest, AFailingBranchFailsTheJoinAndCancelsItsSiblings) {
   auto t0 = std::chrono::steady_clock::now();
   auto out = run_body(R"(
     local ok_agent = troupe.agent{ name = "patient", model = "mock/hang" }
-    local bad = troupe.agent{ name = "broken", model = "mock/error-server" }
+    local bad = troupe.agent{ name = "broken", model = "mock/error-server", retry = false }
     troupe.parallel(
       function() return ok_agent:ask("wait forever") end,
       function() return bad:ask("fail") end)
@@ -195,7 +195,7 @@ TEST_F(RuntimeTest, AFailingBranchFailsTheJoinAndCancelsItsSiblings) {
 
 TEST_F(RuntimeTest, ProviderErrorsReachLuaAsTablesThatPcallCanInspect) {
   auto out = run_body(R"(
-    local a = troupe.agent{ name = "a", model = "mock/error-rate-limited" }
+    local a = troupe.agent{ name = "a", model = "mock/error-rate-limited", retry = false }
     local ok, err = pcall(a.ask, a, "hi")
     return { ok = ok, status = err.status, retryable = err.retryable,
              retry_after_ms = err.retry_after_ms, step_key = err.step_key, text = tostring(err) })");
@@ -212,7 +212,7 @@ TEST_F(RuntimeTest, ProviderErrorsReachLuaAsTablesThatPcallCanInspect) {
 
 TEST_F(RuntimeTest, AFailedBranchKeepsItsErrorTableForTheJoin) {
   auto out = run_body(R"(
-    local bad = troupe.agent{ name = "bad", model = "mock/error-rate-limited" }
+    local bad = troupe.agent{ name = "bad", model = "mock/error-rate-limited", retry = false }
     local ok, err = pcall(troupe.parallel,
       function() return "fine" end,
       function() return bad:ask("x") end)

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "support/test_dir.h"
@@ -72,6 +73,33 @@ TEST_F(ConfigTest, ValidUtf8SettingsLoad) {
       error_loading("providers:\n  a: {plugin: mock, settings: {name: \"caf\xc3\xa9 \\u00e9\"}}\n"
                     "fallback_provider: a\n"),
       "");
+}
+
+TEST_F(ConfigTest, RetryAndDeadLettersSetTheRuntimesDefaults) {
+  path_ = (dir_ / "troupe.yaml").string();
+  std::ofstream(path_) << "retry: {attempts: 5, initial: 0.5, non_retryable: [timeout]}\n"
+                          "dead_letters: all\n";
+  Config c = load_config(path_);
+  EXPECT_EQ(c.runtime.retry.attempts, 5);
+  EXPECT_EQ(c.runtime.retry.initial_ms, 500);
+  EXPECT_EQ(c.runtime.retry.max_ms, 50'000) << "Temporal's default: 100 times the initial wait";
+  EXPECT_EQ(c.runtime.retry.non_retryable, std::vector<std::string>{"timeout"});
+  EXPECT_EQ(c.runtime.dead_letters, DeadLetters::all);
+  EXPECT_EQ(default_config().runtime.retry.attempts, 3);
+  EXPECT_EQ(default_config().runtime.dead_letters, DeadLetters::retryable);
+}
+
+TEST_F(ConfigTest, AWrongRetryOrDeadLettersSettingIsAConfigErrorNamingIt) {
+  std::string error = error_loading("retry: {attempts: -1}\n");
+  EXPECT_NE(error.find("retry.attempts"), std::string::npos) << error;
+  error = error_loading("retry: {backof: 2}\n");
+  EXPECT_NE(error.find("retry.backof: unknown setting"), std::string::npos) << error;
+  error = error_loading("retry: {non_retryable: [rate_limted]}\n");
+  EXPECT_NE(error.find("'rate_limted'"), std::string::npos) << error;
+  error = error_loading("retry: {initial: 10, max: 1}\n");
+  EXPECT_NE(error.find("'max' must be at least 'initial'"), std::string::npos) << error;
+  error = error_loading("dead_letters: some\n");
+  EXPECT_NE(error.find("expected 'off', 'retryable' or 'all'"), std::string::npos) << error;
 }
 
 }  // namespace

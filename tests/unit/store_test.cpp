@@ -174,15 +174,18 @@ class LogCapture {
 TEST_F(StoreTest, OpenCreatesFoldersAndFreshFileAtTheLatestSchemaVersionInWalMode) {
   const std::string db = (dir_ / "a" / "b" / "troupe.db").string();
   auto store = Store::open(db);
-  EXPECT_EQ(store->schema_version(), 3);
+  EXPECT_EQ(store->schema_version(), 4);
   EXPECT_TRUE(fs::exists(db));
-  EXPECT_EQ(sql_value(db, "PRAGMA user_version"), "3");
+  EXPECT_EQ(sql_value(db, "PRAGMA user_version"), "4");
   EXPECT_EQ(sql_value(db, "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(sql_value(db,
-                      "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
-                      "WHERE type IN ('table','index') AND name NOT LIKE 'sqlite%' "
-                      "ORDER BY name)"),
-            "approvals,approvals_pending,cancel_requests,events,events_by_run,runs,runs_by_created,runs_unfinished,scripts,signals,signals_by_run,steps");
+  EXPECT_EQ(
+      sql_value(db,
+                "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master "
+                "WHERE type IN ('table','index') AND name NOT LIKE 'sqlite%' "
+                "ORDER BY name)"),
+      "approvals,approvals_pending,attempts,cancel_requests,dead_letters,dead_letters_by_time,"
+      "events,events_by_run,runs,runs_by_created,runs_unfinished,scripts,signals,"
+      "signals_by_run,steps");
 }
 
 TEST_F(StoreTest, CancelRequestsAreKeptUntilCleared) {
@@ -211,7 +214,7 @@ TEST_F(StoreTest, ReopenKeepsDataAndSchemaVersion) {
     store->append_event(make_event("run-1", "run.started"));
   }
   auto store = Store::open(path());
-  EXPECT_EQ(store->schema_version(), 3);
+  EXPECT_EQ(store->schema_version(), 4);
   ASSERT_TRUE(store->get_run("run-1").has_value());
   EXPECT_EQ(store->get_steps("run-1").size(), 1u);
   EXPECT_EQ(store->get_events("run-1", 0, 0).size(), 1u);
@@ -224,7 +227,7 @@ TEST_F(StoreTest, OpenRefusesDatabaseWithNewerSchemaNamingPathAndVersions) {
   for (bool readonly : {false, true}) {
     std::string error = open_error(path(), readonly);
     EXPECT_THAT(error, HasSubstr(path() + ": schema version 7 is newer than this build of troupe "
-                                          "supports (3)"));
+                                          "supports (4)"));
   }
   EXPECT_EQ(sql_value(path(), "PRAGMA user_version"), "7");
 }
@@ -760,7 +763,7 @@ TEST_F(StoreTest, ReadonlyStoreRejectsWritesAndNeverChangesTheFile) {
   }
   const std::string before = read_file(path());
   auto reader = Store::open_readonly(path());
-  EXPECT_EQ(reader->schema_version(), 3);
+  EXPECT_EQ(reader->schema_version(), 4);
   ASSERT_TRUE(reader->get_run("r"));
 
   EXPECT_THROW(reader->create_run(make_run("x")), StoreError);

@@ -247,6 +247,37 @@ class Host:
         by = by or os.environ.get("USER") or "someone"
         return json.loads(self._native.approve(run_id, key or "", choice, by, comment))
 
+    def dead_letters(self, limit: int = 100) -> List[Dict[str, Any]]:
+        """Dead letters (``troupe dlq list``), newest first: failed runs kept for a person
+        (configuration ``dead_letters:``), each ``run_id``, ``workflow``, ``reason``
+        (``"retries_exhausted"`` or ``"failed"``), ``step_key`` (the step whose error failed
+        the run), ``error``, ``attempts`` (of that step) and ``dead_ms``."""
+        return json.loads(self._native.dead_letters(int(limit)))
+
+    def dead_letter(self, run_id: str) -> Optional[Dict[str, Any]]:
+        """A run's dead letter, as in :meth:`dead_letters`, with ``failed_attempts`` (each
+        failed attempt of its step: ``attempt``, ``status``, ``error``, ``delay_ms``, ...);
+        None when the run is not one. Raises :class:`RunNotFound`."""
+        text = self._native.dead_letter(run_id)
+        if text is None:
+            raise RunNotFound(f"no run with id '{run_id}'")
+        return json.loads(text)
+
+    def replay_dead_letter(self, run_id: str, *, allow_changed: bool = False) -> Run:
+        """Re-drives a failed run from its journal (``troupe dlq replay``): its finished steps
+        are served, its failed ones tried again with their retry policies anew. Returns its
+        :class:`Run` at once; raises :class:`ResumeRefused` (no such run, not failed, ...)."""
+        native = self._native.resume(run_id, allow_changed, False, True)
+        return Run(self, native, run_id)
+
+    def discard_dead_letter(self, run_id: str) -> bool:
+        """Drops a run's dead letter (``troupe dlq discard``); the run and its journal stay.
+        False when it was not one. Raises :class:`RunNotFound`."""
+        dropped = self._native.discard_dead_letter(run_id)
+        if dropped < 0:
+            raise RunNotFound(f"no run with id '{run_id}'")
+        return dropped == 1
+
     def runs(self, limit: int = 50, status: Optional[str] = None, workflow: Optional[str] = None) -> RunList:
         """Recent runs from the store, newest first (like ``troupe runs``); ``status`` (a
         :class:`RunStatus` or its string) and ``workflow`` (a name) filter them."""
