@@ -38,8 +38,8 @@ int cmd_gc(const Common& common, const GcArgs& args) {
   GcOptions request;
   std::string path;
   try {
-    Config config = find_config(common.config_path);
-    path = common.store_path.empty() ? config.store_path : common.store_path;
+    Config config = config_for(common);
+    path = config.store_path;
     request = retention_request(config.retention, args.older_than, args.statuses, args.dry_run,
                                 now_ms(), "--older-than");
   } catch (const std::exception& e) {  // ConfigError, or a bad age or status

@@ -77,6 +77,12 @@ bool key_less(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+Config config_for(const Common& common) {
+  Config config = find_config(common.config_path);
+  if (!common.store_path.empty()) config.store_path = common.store_path;
+  return config;
+}
+
 std::string store_path_for(const Common& common) {
   if (!common.store_path.empty()) return common.store_path;
   return find_config(common.config_path).store_path;

@@ -135,9 +135,7 @@ int cmd_run(const Common& common, const RunArgs& args) {
     if (fresh || !args.input.empty()) input = read_input_argument(args.input);
     if (fresh) check_workflow_file(args.workflow);
     if (!args.script.empty()) check_workflow_file(args.script);
-    Config config = find_config(common.config_path);
-    if (!common.store_path.empty()) config.store_path = common.store_path;
-    host = std::make_unique<Host>(std::move(config));
+    host = std::make_unique<Host>(config_for(common));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "troupe: %s\n", e.what());
     return kUsage;

@@ -43,9 +43,7 @@ int64_t now_ms() {
 int cmd_worker(const Common& common, const WorkerArgs& args) {
   std::unique_ptr<Host> host;
   try {
-    Config config = find_config(common.config_path);
-    if (!common.store_path.empty()) config.store_path = common.store_path;
-    host = std::make_unique<Host>(std::move(config));
+    host = std::make_unique<Host>(config_for(common));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "troupe: %s\n", e.what());
     return kUsage;

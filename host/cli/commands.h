@@ -4,8 +4,9 @@
 #include <memory>
 #include <optional>
 #include <string>
-
 #include <vector>
+
+#include "config/config.h"
 #include "store/store.h"
 
 namespace troupe::cli {
@@ -104,6 +105,9 @@ int cmd_events(const Common& common, const std::string& run_id, bool follow);
 int cmd_plugins(const Common& common);
 int cmd_version(const Common& common);
 
+// The configuration a command runs with: --config (or the search order), --store over its store.
+// Throws ConfigError. (cmd_inspect.cpp)
+Config config_for(const Common& common);
 // The store path the inspection commands read: --store, else the config's.
 std::string store_path_for(const Common& common);
 // That store, read-only; prints why not (and a hint) and returns null. (cmd_inspect.cpp)

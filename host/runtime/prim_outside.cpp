@@ -77,21 +77,30 @@ void start_waiting(Core* core, Task* t, std::function<bool()> check,
   });
 }
 
+// The record of a durable wait (a signal's, an approval's) that started at started_ms: pending
+// with its deadline while it waits, succeeded with what ended it.
+StepRecord wait_step(const std::string& run_id, const std::string& key, const char* kind,
+                     const std::string& agent, const std::string& request,
+                     const std::string& request_hash, int64_t started_ms) {
+  StepRecord step;
+  step.run_id = run_id;
+  step.step_key = key;
+  step.kind = kind;
+  step.agent = agent;
+  step.request_json = request;
+  step.request_hash = request_hash;
+  step.started_ms = started_ms;
+  return step;
+}
+
 // Records the pending row of a durable wait that starts now (its deadline in the response).
 void record_pending(Core* core, Run& run, const std::string& key, const char* kind,
                     const std::string& agent, const std::string& request,
                     const std::string& request_hash, int64_t until_ms, int64_t started_ms) {
   if (!core->store) return;
-  StepRecord pending;
-  pending.run_id = run.id;
-  pending.step_key = key;
-  pending.kind = kind;
-  pending.agent = agent;
-  pending.request_json = request;
-  pending.request_hash = request_hash;
+  StepRecord pending = wait_step(run.id, key, kind, agent, request, request_hash, started_ms);
   pending.response_json = json_text(nlohmann::json{{"until_ms", until_ms}});
   pending.status = "pending";
-  pending.started_ms = started_ms;
   core->store->record_step(pending);
 }
 
@@ -178,16 +187,9 @@ int prim_wait_signal(lua_State* L) {
     }
     task->cancel_op = nullptr;
     task->park_until_ms = 0;
-    StepRecord step;
-    step.run_id = r.id;
-    step.step_key = key;
-    step.kind = "signal";
-    step.agent = name;
-    step.request_json = request;
-    step.request_hash = hash;
+    StepRecord step = wait_step(r.id, key, "signal", name, request, hash, started_ms);
     step.response_json = json_text(response);
     step.status = "succeeded";
-    step.started_ms = started_ms;
     step.latency_us = (unix_ms() - started_ms) * 1000;
     core->finish_step(task, std::move(step), signal_pusher(response));
     return true;
@@ -320,16 +322,9 @@ int prim_approve(lua_State* L) {
     task->cancel_op = nullptr;
     task->park_until_ms = 0;
     nlohmann::json decision = decision_json(*a);
-    StepRecord step;
-    step.run_id = r.id;
-    step.step_key = key;
-    step.kind = "approval";
-    step.agent = title;
-    step.request_json = request_text;
-    step.request_hash = hash;
+    StepRecord step = wait_step(r.id, key, "approval", title, request_text, hash, started_ms);
     step.response_json = json_text(decision);
     step.status = "succeeded";
-    step.started_ms = started_ms;
     step.latency_us = (now - started_ms) * 1000;
     core->finish_step(task, std::move(step), decision_pusher(decision));
     return true;

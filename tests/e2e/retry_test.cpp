@@ -1,9 +1,10 @@
 // retry_test.cpp: retries and dead letters through the binary, against the fake vendor in
 // OpenAI's wire format — a failed call tried again under its policy (Retry-After honoured), each
 // attempt journaled under the step's key and shown by `troupe show`; errors retrying cannot fix
-// fail at once; a tool that raises run again; a crash between two attempts resumed with the
-// attempts it had made; runs whose retries ran out kept as dead letters, re-driven from their
-// journal by `troupe dlq replay` (finished steps served) or dropped by `troupe dlq discard`.
+// fail at once; a stream tried again only before its first delta; a tool that raises run again; a
+// crash between two attempts resumed with the attempts it had made; runs whose retries ran out kept
+// as dead letters, re-driven from their journal by `troupe dlq replay` (finished steps served) or
+// dropped by `troupe dlq discard`.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -150,6 +151,27 @@ TEST_F(Retry, ARunWhoseRetriesRanOutIsADeadLetterThatReplayReDrivesServingFinish
   EXPECT_TRUE(troupe_json({"dlq", "list"}).empty());
   EXPECT_EQ(troupe({"dlq", "show", again["run_id"]}).exit_code, 2);
   EXPECT_EQ(troupe_json({"show", again["run_id"]})["status"], "failed");
+}
+
+TEST_F(Retry, AStreamIsTriedAgainOnlyWhileNothingOfItReachedTheWorkflow) {
+  workflow(", retry = { attempts = 3, initial = 0.01 }",
+           "  local text = \"\"\n"
+           "  for ev in a:stream(\"hello\") do\n"
+           "    if ev.type == \"text_delta\" then text = text .. ev.text end\n"
+           "  end\n"
+           "  return text");
+  push_faults("http-503", 1);  // fails before the first delta: tried again
+  json run = troupe_json({"run", "wf.lua"});
+  ASSERT_EQ(run["status"], "succeeded") << run.dump();
+  EXPECT_EQ(run["output"], "echo: hello");
+  EXPECT_EQ(server_.chat_count(), 2u);
+  EXPECT_EQ(step(troupe_json({"show", run["run_id"]}), "1")["attempts"], 2);
+
+  server_.reset();
+  push_faults("reset-mid-stream", 1);  // part of the answer went out: the failure is the stream's
+  json cut = troupe_json({"run", "wf.lua"});
+  EXPECT_EQ(cut["status"], "failed") << cut.dump();
+  EXPECT_EQ(server_.chat_count(), 1u);
 }
 
 TEST_F(Retry, AToolThatRaisesIsRunAgainUnderItsPolicy) {
