@@ -211,14 +211,14 @@ int push_answer(lua_State* co, const HttpAnswer& a) {
 Pusher served_http(const StepRecord& rec, const HttpRequest& req, const std::string& key) {
   if (rec.status != "succeeded") {
     std::string message = rec.error;
-    std::string name = "TRANSPORT";
+    std::string name = "transport";
     if (size_t colon = message.find(": "); colon != std::string::npos) {
       name = message.substr(0, colon);
       message = message.substr(colon + 2);
     }
     std::string text = "troupe.http " + req.method + " " + req.url + " (step " + key +
                        "): " + name + ": " + message;
-    bool retryable = name == "TRANSPORT" || name == "TIMEOUT";
+    bool retryable = name == "transport" || name == "timeout";  // as a live failure says
     return [name, message, text, retryable, key](lua_State* co) {
       lua_pushboolean(co, 0);
       push_error_table(co, name.c_str(), message, retryable, 0, key, text);

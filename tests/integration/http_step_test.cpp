@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/host.h"
+#include "loop/event_loop.h"
 #include "store/store.h"
 #include "support/http_test_server.h"
 #include "support/test_dir.h"
@@ -136,7 +137,7 @@ TEST_F(HttpStepTest, OnlyHttpAndHttpsUrlsAreAccepted) {
   EXPECT_NE(o.error.find("is not an http:// or https:// URL"), std::string::npos) << o.error;
 }
 
-TEST_F(HttpStepTest, AConnectionResetIsARetryableTransportError) {
+TEST_F(HttpStepTest, AConnectionResetIsARetryableTransportErrorLiveAndWhenReplayed) {
   server_.route("/reset", [](const TestRequest&) {
     Script s;
     s.never_respond = false;
@@ -150,6 +151,20 @@ TEST_F(HttpStepTest, AConnectionResetIsARetryableTransportError) {
   ASSERT_EQ(o.status, "succeeded") << o.error;
   EXPECT_EQ(json::parse(o.output_json),
             (json{{"ok", false}, {"status", "transport"}, {"retryable", true}}));
+
+  // Served from the journal (a replay), the failure reads the same: still retryable.
+  ForkSpec replay;
+  replay.run_id = o.run_id;
+  replay.offline = true;
+  RunOutcome replayed;
+  std::string error;
+  std::string id = host_->runtime().fork(
+      replay, [&](const RunOutcome& r) { replayed = r; }, &error);
+  ASSERT_FALSE(id.empty()) << error;
+  for (int i = 0; i < 200 && replayed.status.empty(); ++i)
+    host_->loop().run_once(50);
+  ASSERT_EQ(replayed.status, "succeeded") << replayed.error;
+  EXPECT_EQ(json::parse(replayed.output_json), json::parse(o.output_json));
 }
 
 }  // namespace
