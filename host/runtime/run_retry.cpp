@@ -1,6 +1,7 @@
 // run_retry.cpp: retries — when a failed attempt of a step is tried again (the policy,
 // core/retry_policy.h), the wait in between, and the attempt journaled under the step's key
 // (docs/durability.md, "Retries"); and the policy as a workflow writes it (`retry = {...}`).
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
