@@ -17,6 +17,7 @@ struct Host::Impl {
 
 Host::Host(Config config, bool open_store) : impl_(std::make_unique<Impl>()) {
   impl_->config = std::move(config);
+  if (!impl_->config.runtime.pricing) impl_->config.runtime.pricing = make_pricing(impl_->config);
   impl_->loop = std::make_unique<EventLoop>();
   if (open_store) impl_->store = Store::open(impl_->config.store_path, impl_->config.store_options);
   impl_->providers =

@@ -40,7 +40,9 @@ json run_json(const RunRecord& r) {
               {"owner", r.owner.empty() ? json(nullptr) : json(r.owner)},
               {"lease_until_ms", r.lease_until_ms},
               {"wake_ms", r.wake_ms},
-              {"script_hash", r.script_hash}};
+              {"script_hash", r.script_hash},
+              {"cost_usd", r.cost_usd},
+              {"unpriced_steps", r.unpriced_steps}};
   if (!r.parent_run.empty()) out["parent"] = {{"run_id", r.parent_run}, {"step", r.parent_step}};
   return out;
 }
@@ -54,6 +56,11 @@ json step_json(const StepRecord& s) {
           {"error", s.error.empty() ? json(nullptr) : json(s.error)},
           {"input_tokens", s.input_tokens},
           {"output_tokens", s.output_tokens},
+          {"cached_input_tokens", s.cached_input_tokens},
+          {"reasoning_tokens", s.reasoning_tokens},
+          {"cache_write_tokens", s.cache_write_tokens},
+          {"cost_usd", s.cost_usd ? json(*s.cost_usd) : json(nullptr)},
+          {"unpriced", s.unpriced},
           {"latency_ms", static_cast<double>(s.latency_us) / 1000.0},
           {"started_ms", s.started_ms},
           {"finished_ms", s.finished_ms},

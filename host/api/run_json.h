@@ -15,11 +15,14 @@ namespace troupe {
 // reader recurse without bound).
 nlohmann::json stored_json(const std::string& text);
 
-// {id, workflow, source, status, created_ms, finished_ms, duration_ms, input, output, error}
+// {id, workflow, source, status, created_ms, finished_ms, duration_ms, input, output, error,
+//  epoch, owner, lease_until_ms, wake_ms, script_hash, cost_usd (the sum of its priced steps),
+//  unpriced_steps}
 nlohmann::json run_json(const RunRecord& run);
 
-// {step_key, kind, agent, model, status, error, input_tokens, output_tokens, latency_ms,
-//  started_ms, finished_ms, request, response, epoch, attempts}
+// {step_key, kind, agent, model, status, error, input_tokens, output_tokens,
+//  cached_input_tokens, reasoning_tokens, cache_write_tokens, cost_usd (null when not priced),
+//  unpriced, latency_ms, started_ms, finished_ms, request, response, epoch, attempts}
 nlohmann::json step_json(const StepRecord& step);
 
 // {attempt, model, status, error, retry_after_ms, delay_ms, started_ms, finished_ms, latency_ms}

@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/term.h"
 #include "config/config.h"
+#include "core/pricing.h"
 #include "store/store.h"
 
 namespace troupe::cli {
@@ -75,6 +76,15 @@ bool key_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
+// A run's total: "$0.0123", and how many calls had no price ("$0.0123 + 2 unpriced calls").
+std::string run_cost(double usd, int64_t unpriced) {
+  std::string text = format_usd(usd);
+  if (unpriced > 0)
+    text +=
+        " + " + std::to_string(unpriced) + (unpriced == 1 ? " unpriced call" : " unpriced calls");
+  return text;
+}
+
 }  // namespace
 
 Config config_for(const Common& common) {
@@ -121,12 +131,12 @@ int cmd_runs(const Common& common, const ListArgs& args) {
   }
   Style s = style_for(STDOUT_FILENO);
   std::vector<std::vector<std::string>> rows = {
-      {"RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "ERROR"}};
+      {"RUN", "WORKFLOW", "STATUS", "STARTED", "DURATION", "COST", "ERROR"}};
   for (const auto& r : runs) {
     rows.push_back(
         {r.id, r.workflow, status_cell(r.status, s), format_time(r.created_ms),
          r.finished_ms ? format_ms(static_cast<double>(r.finished_ms - r.created_ms)) : "-",
-         one_line(r.error, 60)});
+         run_cost(r.cost_usd, r.unpriced_steps), one_line(r.error, 60)});
   }
   if (runs.empty()) {
     std::printf("no runs yet\n");
@@ -168,18 +178,22 @@ int cmd_show(const Common& common, const std::string& id) {
   }
   std::printf("  tokens    %lld in, %lld out, %zu steps\n", static_cast<long long>(in_tok),
               static_cast<long long>(out_tok), steps.size());
+  std::printf("  cost      %s\n", run_cost(run->cost_usd, run->unpriced_steps).c_str());
   std::printf("  input     %s\n", one_line(run->input_json, 100).c_str());
   if (!steps.empty()) {
     std::printf("\n");
     std::vector<std::vector<std::string>> rows = {
-        {"STEP", "KIND", "AGENT", "MODEL", "STATUS", "LATENCY", "TOKENS IN→OUT"}};
+        {"STEP", "KIND", "AGENT", "MODEL", "STATUS", "LATENCY", "TOKENS IN→OUT", "COST"}};
     for (const auto& st : steps) {
       rows.push_back({st.step_key, st.kind, st.agent.empty() ? "-" : st.agent,
                       st.model.empty() ? "-" : st.model, status_cell(st.status, s),
                       format_ms(static_cast<double>(st.latency_us) / 1000.0),
                       st.kind == "chat" ? std::to_string(st.input_tokens) + " → " +
                                               std::to_string(st.output_tokens)
-                                        : "-"});
+                                        : "-",
+                      st.cost_usd   ? format_usd(*st.cost_usd)
+                      : st.unpriced ? s.yellow("unpriced")
+                                    : "-"});
       for (const AttemptRecord& a : attempts) {
         if (a.step_key != st.step_key) continue;
         rows.push_back({"", "",

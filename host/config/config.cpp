@@ -9,6 +9,7 @@
 
 #include "config/bounded_read.h"
 #include "config/document.h"
+#include "config/pricing_file.h"
 #include "config/retention.h"
 
 #include "core/utf8.h"
@@ -125,6 +126,43 @@ RetryPolicy read_retry(const Reader& r, const json& v) {
   return p;
 }
 
+// `pricing:` (entries by "provider/model"), `unknown_model:`, `unknown_price:`.
+void read_pricing_config(const Reader& r, const json& doc, PricingConfig* out) {
+  PriceFail fail = [&r](const std::string& where, const std::string& what) { r.fail(where, what); };
+  if (doc.contains("pricing")) {
+    const json& entries = r.object(doc["pricing"], "pricing");
+    for (const auto& [ref, price] : entries.items()) {
+      std::string where = "pricing." + ref;
+      size_t slash = ref.find('/');
+      if (slash == std::string::npos || slash == 0 || slash + 1 == ref.size() ||
+          ref.find('/', slash + 1) != std::string::npos)
+        r.fail(where, "'" + ref + "' must be written as provider/model (e.g. openai/gpt-4o)");
+      out->overrides.set(ref.substr(0, slash), ref.substr(slash + 1),
+                         read_model_price(price, where, fail, false));
+    }
+  }
+  if (doc.contains("unknown_model")) {
+    std::string u = r.string(doc["unknown_model"], "unknown_model");
+    if (u == "refuse") {
+      out->unknown_model = UnknownModel::refuse;
+    } else if (u == "zero") {
+      out->unknown_model = UnknownModel::zero;
+    } else if (u == "price") {
+      out->unknown_model = UnknownModel::price;
+    } else {
+      r.fail("unknown_model", "expected 'refuse', 'zero' or 'price', got '" + u + "'");
+    }
+  }
+  bool wants_price = out->unknown_model == UnknownModel::price;
+  if (doc.contains("unknown_price")) {
+    if (!wants_price) r.fail("unknown_price", "is used only with unknown_model: price");
+    out->unknown_price = read_model_price(doc["unknown_price"], "unknown_price", fail, false);
+  } else if (wants_price) {
+    r.fail("unknown_model",
+           "'price' needs unknown_price: {input: ..., output: ...} (USD per million tokens)");
+  }
+}
+
 bool valid_provider_name(const std::string& name) {
   if (name.empty()) return false;
   for (char c : name) {
@@ -147,10 +185,10 @@ Config from_document(const Document& parsed, const std::string& file) {
     r.fail("", std::string("expected a mapping of settings at the top of the file, got ") +
                    json_type_name(doc));
   }
-  r.check_keys(
-      doc, "",
-      {"store", "plugin_path", "providers", "fallback_provider", "default_model", "durability",
-       "lease_s", "park_after_s", "limits", "http", "retention", "retry", "dead_letters"});
+  r.check_keys(doc, "",
+               {"store", "plugin_path", "providers", "fallback_provider", "default_model",
+                "durability", "lease_s", "park_after_s", "limits", "http", "retention", "retry",
+                "dead_letters", "pricing", "unknown_model", "unknown_price"});
   if (doc.contains("store")) c.store_path = relative_to(dir, r.string(doc["store"], "store"));
   if (doc.contains("plugin_path")) {
     const json& pp = doc["plugin_path"];
@@ -266,6 +304,7 @@ Config from_document(const Document& parsed, const std::string& file) {
       r.fail("dead_letters", "expected 'off', 'retryable' or 'all', got '" + d + "'");
     }
   }
+  read_pricing_config(r, doc, &c.pricing);
   if (doc.contains("retention")) {
     const json& ret = r.object(doc["retention"], "retention");
     r.check_keys(ret, "retention", {"older_than", "status"});
@@ -352,6 +391,20 @@ Config default_config() {
   c.providers["mock"] = mock;
   c.fallback_provider = "mock";
   return c;
+}
+
+std::shared_ptr<const Pricing> make_pricing(const Config& c) {
+  auto p = std::make_shared<Pricing>();
+  p->table = builtin_pricing();
+  p->table.merge(c.pricing.overrides);
+  p->overrides = c.pricing.overrides;
+  p->unknown_model = c.pricing.unknown_model;
+  p->unknown_price = c.pricing.unknown_price;
+  for (const auto& [name, pc] : c.providers)
+    p->plugin_of[name] = plugin_base_name(pc.plugin);
+  if (auto it = p->plugin_of.find(c.fallback_provider); it != p->plugin_of.end())
+    p->fallback_plugin = it->second;
+  return p;
 }
 
 Config load_config(const std::string& path) {

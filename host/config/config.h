@@ -21,6 +21,11 @@
 // `dead_letters: off | retryable | all` which failed runs are kept for `troupe dlq`
 // (docs/durability.md).
 //
+// `pricing: { "openai/gpt-4o": {input: 2.5, output: 10, cached_input: 1.25, ...} }` overrides or
+// adds prices (USD per million tokens) to the built-in table (share/pricing.yaml);
+// `unknown_model: refuse | zero | price` says what a model the table does not know costs, with
+// `unknown_price: {input, output, ...}` for `price` (docs/governance.md).
+//
 // `retention: { older_than: 30d, status: [failed, cancelled] }` is the default of `troupe gc`:
 // ended runs that finished longer ago than `older_than` (a whole number of d, h, m or s) are
 // deleted, only those of the listed statuses when `status` is given (config/retention.h).
@@ -28,10 +33,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "core/pricing.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 
@@ -57,6 +64,13 @@ struct RetentionConfig {
   std::vector<std::string> statuses;  // `status:`; empty = every ended status
 };
 
+// `pricing:`, `unknown_model:`, `unknown_price:` — over the built-in table.
+struct PricingConfig {
+  PricingTable overrides;  // by the provider and model the entry names
+  UnknownModel unknown_model = UnknownModel::zero;
+  ModelPrice unknown_price;  // for UnknownModel::price
+};
+
 struct Config {
   std::string path;  // the file it came from; empty for defaults
   std::string store_path = ".troupe/troupe.db";
@@ -68,7 +82,12 @@ struct Config {
   std::string default_model = "mock/mock-1";
   RuntimeOptions runtime;
   RetentionConfig retention;
+  PricingConfig pricing;
 };
+
+// How this configuration prices model calls: the built-in table with the `pricing:` entries over
+// it, `unknown_model:`, and which plugin serves each configured provider (and the fallback).
+std::shared_ptr<const Pricing> make_pricing(const Config& c);
 
 // The configuration with nothing configured: every provider name served by the mock plugin.
 Config default_config();

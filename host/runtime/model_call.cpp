@@ -17,6 +17,37 @@
 
 namespace troupe::rt {
 
+namespace {
+
+// A model the pricing table does not know: refused before the call is sent
+// (unknown_model: refuse), or warned about once per run — a log line and a
+// `pricing.unknown_model` event — and then priced at zero-and-flagged or at unknown_price.
+void check_price(lua_State* L, Core* core, Run& run, const std::string& agent,
+                 const std::string& model) {
+  const Pricing* pricing = core->options.pricing.get();
+  if (pricing == nullptr || pricing->find(model).price != nullptr) return;
+  if (pricing->unknown_model == UnknownModel::refuse) {
+    user_error(L, "agent '" + agent + "': model '" + model +
+                      "' has no price in the pricing table and unknown_model is 'refuse': add "
+                      "it to the configuration's pricing: (\"" +
+                      model +
+                      "\": {input: ..., output: ...}, USD per million tokens), or set "
+                      "unknown_model: zero or price");
+  }
+  if (!run.unknown_models.insert(model).second) return;
+  bool zero = pricing->unknown_model == UnknownModel::zero;
+  log::warn(
+      "pricing",
+      "run " + run.id + ": model '" + model + "' has no price in the pricing " + "table: " +
+          (zero ? "its calls are counted as unpriced" : "its calls are priced at unknown_price") +
+          " (add it to the configuration's pricing:)");
+  core->emit(run, "pricing.unknown_model", "",
+             json_text(nlohmann::json{
+                 {"model", model}, {"agent", agent}, {"unknown_model", zero ? "zero" : "price"}}));
+}
+
+}  // namespace
+
 ChatCall prepare_chat(lua_State* L, Core* core, Task* t) {
   std::string agent = luaL_checkstring(L, 1);
   std::string model = luaL_checkstring(L, 2);
@@ -49,6 +80,7 @@ ChatCall prepare_chat(lua_State* L, Core* core, Task* t) {
     c.served = served;
     return c;
   }
+  check_price(L, core, run, agent, model);
   nlohmann::json meta = {{"agent", agent}, {"run_id", run.id}, {"step_key", c.key}};
   if (!role.empty()) meta["role"] = role;
   request["metadata"] = meta;
@@ -85,8 +117,15 @@ bool settle_chat(StepRecord* step, CallResult* result, uint64_t t0, std::string*
   if (result->status == TROUPE_OK) {
     const nlohmann::json& usage = response.contains("usage") ? response["usage"] : nlohmann::json();
     if (usage.is_object()) {
-      step->input_tokens = usage.value("input_tokens", int64_t{0});
-      step->output_tokens = usage.value("output_tokens", int64_t{0});
+      auto count = [&usage](const char* key) {
+        auto it = usage.find(key);
+        return it != usage.end() && it->is_number_integer() ? it->get<int64_t>() : int64_t{0};
+      };
+      step->input_tokens = count("input_tokens");
+      step->output_tokens = count("output_tokens");
+      step->cached_input_tokens = count("cached_input_tokens");
+      step->reasoning_tokens = count("reasoning_tokens");
+      step->cache_write_tokens = count("cache_write_tokens");
     }
     step->status = "succeeded";
     // A plugin that echoes a key must not get it into the journal or the workflow. \u escapes

@@ -17,6 +17,24 @@ void Core::emit(Run& run, const char* type, const std::string& step_key, std::st
   if (listener) listener(ev);
 }
 
+void Core::price_step(StepRecord& step) const {
+  if (step.kind != "chat" || step.model.empty() || !options.pricing) return;
+  const Pricing& pricing = *options.pricing;
+  Pricing::Match match = pricing.find(step.model);
+  const ModelPrice* price = match.price;
+  if (price == nullptr && pricing.unknown_model == UnknownModel::price)
+    price = &pricing.unknown_price;
+  if (price == nullptr) {  // never silently $0: the cost is not known
+    step.cost_usd.reset();
+    step.unpriced = true;
+    return;
+  }
+  step.unpriced = false;
+  step.cost_usd =
+      cost_usd(*price, TokenUsage{step.input_tokens, step.output_tokens, step.cached_input_tokens,
+                                  step.cache_write_tokens, step.reasoning_tokens});
+}
+
 void Core::record_step(Run& run, StepRecord step, std::function<void()> on_recorded) {
   // Over a limit, the step is still journaled (it happened, and may have been paid for); the
   // run is failed soon after.
@@ -29,6 +47,9 @@ void Core::record_step(Run& run, StepRecord step, std::function<void()> on_recor
   ++run.steps;
   run.input_tokens += step.input_tokens;
   run.output_tokens += step.output_tokens;
+  price_step(step);
+  if (step.cost_usd) run.cost_usd += *step.cost_usd;
+  if (step.unpriced) ++run.unpriced;
   nlohmann::json data = {{"kind", step.kind},
                          {"status", step.status},
                          {"latency_ms", static_cast<double>(step.latency_us) / 1000.0}};
@@ -38,6 +59,11 @@ void Core::record_step(Run& run, StepRecord step, std::function<void()> on_recor
     data["input_tokens"] = step.input_tokens;
     data["output_tokens"] = step.output_tokens;
   }
+  if (step.cached_input_tokens) data["cached_input_tokens"] = step.cached_input_tokens;
+  if (step.reasoning_tokens) data["reasoning_tokens"] = step.reasoning_tokens;
+  if (step.cache_write_tokens) data["cache_write_tokens"] = step.cache_write_tokens;
+  if (step.cost_usd) data["cost_usd"] = *step.cost_usd;
+  if (step.unpriced) data["unpriced"] = true;
   if (!step.error.empty()) data["error"] = step.error;
   emit(run, "step.finished", step.step_key, json_text(data));
   if (store == nullptr || run.durability == Durability::async || run.done) {

@@ -412,7 +412,9 @@ void Core::settle_run(const std::string& run_id) {
                          {"steps", run.steps},
                          {"input_tokens", run.input_tokens},
                          {"output_tokens", run.output_tokens},
+                         {"cost_usd", run.cost_usd},
                          {"duration_ms", end.finished_ms - run.created_ms}};
+  if (run.unpriced > 0) data["unpriced_steps"] = run.unpriced;
   if (!outcome.error.empty()) data["error"] = outcome.error;
   if (run.epoch > 1) {
     data["epoch"] = run.epoch;

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "core/pricing.h"
 #include "core/retry_policy.h"
 #include "loop/http_policy.h"
 
@@ -72,6 +73,9 @@ struct RuntimeOptions {
   RetryPolicy retry;
   // Which failed runs are kept as dead letters (config `dead_letters:`).
   DeadLetters dead_letters = DeadLetters::retryable;
+  // How model calls are priced (config/config.h make_pricing: the built-in table, `pricing:`,
+  // `unknown_model:`). Null: calls are not priced (cost_usd stays empty, nothing is flagged).
+  std::shared_ptr<const Pricing> pricing;
   // Where troupe.http may connect (config `http:`; the built-in deny list always applies).
   std::shared_ptr<const HttpPolicy> http_policy = std::make_shared<const HttpPolicy>();
 };

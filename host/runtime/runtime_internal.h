@@ -180,6 +180,9 @@ struct Run {
   bool stall_timer = false;
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
+  double cost_usd = 0;   // the priced model calls this process made for it
+  int64_t unpriced = 0;  // ... and those without a price
+  std::unordered_set<std::string> unknown_models;  // warned about once per run
   int steps = 0;
   // What the run has cost the host outside the Lua heap (limits.max_steps, max_events,
   // max_stored_mb; host_bytes counts against max_memory_mb with the Lua heap).
@@ -235,6 +238,9 @@ class Core {
   // once for async durability, without a store, or after the run ended; never after the core
   // is gone.
   void record_step(Run& run, StepRecord step, std::function<void()> on_recorded);
+  // A model call's cost from its final usage and options.pricing: cost_usd, or unpriced when
+  // the model has no price (and unknown_model is not `price`). Other steps are left alone.
+  void price_step(StepRecord& step) const;
   void emit(Run& run, const char* type, const std::string& step_key, std::string data_json,
             bool persistent = true);
   // A resumed run's call of step `key`: the step an earlier epoch recorded under it, which the

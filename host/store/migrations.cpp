@@ -151,6 +151,16 @@ CREATE TABLE dead_letters (
 );
 CREATE INDEX dead_letters_by_time ON dead_letters(dead_ms);
 )sql",
+    // v5: the cost of every model call (governance, docs/governance.md): its price from the
+    // pricing table (NULL when the model has none, then unpriced = 1) and the token counts it
+    // was priced by.
+    R"sql(
+ALTER TABLE steps ADD COLUMN cost_usd REAL;
+ALTER TABLE steps ADD COLUMN cached_input_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE steps ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE steps ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE steps ADD COLUMN unpriced INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 constexpr int kLatest = static_cast<int>(std::size(kMigrations));

@@ -186,8 +186,10 @@ const char* const kWriteSql[] = {
     "lease_until_ms = 0 WHERE id = ?1",
     "INSERT OR REPLACE INTO steps (run_id, step_key, kind, agent, model, request, response, "
     "status, error, input_tokens, output_tokens, started_ms, finished_ms, latency_us, "
-    "request_hash, epoch, attempts) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    "request_hash, epoch, attempts, cost_usd, cached_input_tokens, reasoning_tokens, "
+    "cache_write_tokens, unpriced) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+    "?19, ?20, ?21, ?22)",
     "INSERT INTO events (run_id, ts_ms, type, step_key, data) VALUES (?1, ?2, ?3, ?4, ?5)",
     "UPDATE runs SET workflow = ?2 WHERE id = ?1",
     "INSERT OR REPLACE INTO cancel_requests (run_id, reason, requested_ms) VALUES (?1, ?2, ?3)",
@@ -231,7 +233,9 @@ enum ReadStmt {
   "id, workflow, source, input,"                                                              \
   " CASE WHEN status = 'running' AND lease_until_ms < ?9 THEN 'interrupted' ELSE status END," \
   " output, error, created_ms, finished_ms, epoch, owner, lease_until_ms, wake_ms,"           \
-  " script_hash, parent_run, parent_step"
+  " script_hash, parent_run, parent_step,"                                                    \
+  " (SELECT total(cost_usd) FROM steps WHERE run_id = runs.id),"                              \
+  " (SELECT count(*) FROM steps WHERE run_id = runs.id AND unpriced != 0)"
 #define TROUPE_APPROVAL_COLUMNS                                                        \
   "run_id, step_key, request, deadline_ms, requested_ms, choice, decided_by, comment," \
   " decided_ms, defaulted"
@@ -252,7 +256,8 @@ const char* const kReadSql[] = {
     "SELECT id FROM runs WHERE id >= ?1 ORDER BY id",
     "SELECT run_id, step_key, kind, agent, model, request, response, status, error, "
     "input_tokens, output_tokens, started_ms, finished_ms, latency_us, request_hash, epoch,"
-    " rowid, attempts FROM steps WHERE run_id = ?1 ORDER BY started_ms, rowid",
+    " rowid, attempts, cost_usd, cached_input_tokens, reasoning_tokens, cache_write_tokens,"
+    " unpriced FROM steps WHERE run_id = ?1 ORDER BY started_ms, rowid",
     "SELECT seq, run_id, ts_ms, type, step_key, data FROM events"
     " WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     "SELECT run_id, reason FROM cancel_requests ORDER BY requested_ms",
@@ -371,6 +376,8 @@ RunRecord read_run(sqlite3_stmt* stmt) {
   run.script_hash = column_text(stmt, 13);
   run.parent_run = column_text(stmt, 14);
   run.parent_step = column_text(stmt, 15);
+  run.cost_usd = sqlite3_column_double(stmt, 16);
+  run.unpriced_steps = sqlite3_column_int64(stmt, 17);
   return run;
 }
 
@@ -979,6 +986,15 @@ std::string SqliteStore::apply(const Op& op) {
     bind_text(stmt, 15, step->request_hash);
     sqlite3_bind_int64(stmt, 16, step->epoch);
     sqlite3_bind_int(stmt, 17, step->attempts);
+    if (step->cost_usd) {
+      sqlite3_bind_double(stmt, 18, *step->cost_usd);
+    } else {
+      sqlite3_bind_null(stmt, 18);
+    }
+    sqlite3_bind_int64(stmt, 19, step->cached_input_tokens);
+    sqlite3_bind_int64(stmt, 20, step->reasoning_tokens);
+    sqlite3_bind_int64(stmt, 21, step->cache_write_tokens);
+    sqlite3_bind_int(stmt, 22, step->unpriced ? 1 : 0);
     return run_write(kUpsertStep);
   }
   if (auto* attempt = std::get_if<AttemptRecord>(&write)) {
@@ -1162,6 +1178,12 @@ std::vector<StepRecord> SqliteStore::get_steps(const std::string& run_id) const 
     // INSERT OR REPLACE gives a replaced row a new rowid: it orders records by their last write.
     step.seq = sqlite3_column_int64(stmt, 16);
     step.attempts = sqlite3_column_int(stmt, 17);
+    if (sqlite3_column_type(stmt, 18) != SQLITE_NULL)
+      step.cost_usd = sqlite3_column_double(stmt, 18);
+    step.cached_input_tokens = sqlite3_column_int64(stmt, 19);
+    step.reasoning_tokens = sqlite3_column_int64(stmt, 20);
+    step.cache_write_tokens = sqlite3_column_int64(stmt, 21);
+    step.unpriced = sqlite3_column_int(stmt, 22) != 0;
     steps.push_back(std::move(step));
   }
   sqlite3_reset(stmt);

@@ -51,6 +51,10 @@ struct RunRecord {
   std::string script_hash;     // SHA-256 (hex) of the script it runs (save_script keeps the text)
   std::string parent_run;      // a fork: the run it was forked from, and the step it reused up to
   std::string parent_step;
+  // As read: the sum of its steps' cost_usd (the priced ones), and how many of its model calls
+  // had no price (their cost is not known; docs/governance.md).
+  double cost_usd = 0;
+  int64_t unpriced_steps = 0;
 };
 
 // A step is one non-deterministic host call (model call, tool call, sleep, clock read).
@@ -67,8 +71,17 @@ struct StepRecord {
   std::string response_json;
   std::string status;
   std::string error;
+  // A model call's final usage: input includes cached_input and cache_write tokens, output
+  // includes reasoning tokens (the normalized usage of sdk/schemas/chat_response.schema.json).
   int64_t input_tokens = 0;
   int64_t output_tokens = 0;
+  int64_t cached_input_tokens = 0;
+  int64_t reasoning_tokens = 0;
+  int64_t cache_write_tokens = 0;
+  // A model call's cost in USD from the pricing table (core/pricing.h); nullopt when the step
+  // is not a model call or its model has no price (then `unpriced`).
+  std::optional<double> cost_usd;
+  bool unpriced = false;
   int64_t started_ms = 0;  // unix epoch milliseconds
   int64_t finished_ms = 0;
   int64_t latency_us = 0;  // measured on the monotonic clock

@@ -50,11 +50,15 @@ const VendorWire& vendor_wire(Vendor vendor) {
 
 json VendorServer::normalized_usage(Vendor vendor, const FakeUsage& u) {
   const VendorWire& wire = vendor_wire(vendor);
-  return {{"input_tokens", u.input},
-          {"output_tokens", u.output},
-          {"cached_input_tokens", wire.reports_cached ? u.cached : 0},
-          {"reasoning_tokens", wire.reports_reasoning ? u.reasoning : 0},
-          {"total_tokens", u.input + u.output}};
+  json out = {{"input_tokens", u.input},
+              {"output_tokens", u.output},
+              {"cached_input_tokens", wire.reports_cached ? u.cached : 0},
+              {"reasoning_tokens", wire.reports_reasoning ? u.reasoning : 0},
+              {"total_tokens", u.input + u.output}};
+  // The fake Anthropic writes 2 of the uncached input tokens to its cache (usage_of in
+  // vendor_anthropic.cpp), which the plugin reports as cache writes.
+  if (vendor == Vendor::anthropic && u.input - u.cached >= 2) out["cache_write_tokens"] = 2;
+  return out;
 }
 
 // -- Text in pieces ---------------------------------------------------------------------------

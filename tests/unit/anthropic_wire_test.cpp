@@ -294,10 +294,12 @@ TEST(AnthropicWire, ResponseWithTextSeveralToolUsesAndCacheUsage) {
   EXPECT_EQ(r.tool_calls[0].arguments, json({{"city", "Zürich"}}));
   EXPECT_EQ(r.tool_calls[1].id, "toolu_b");
   EXPECT_EQ(r.tool_calls[1].arguments, json::object());
+  // Cache writes are reported apart too (priced at the cache-write price); input counts them.
   EXPECT_EQ(r.to_json()["usage"], json({{"input_tokens", 1250},
                                         {"output_tokens", 80},
                                         {"cached_input_tokens", 1000},
                                         {"reasoning_tokens", 0},
+                                        {"cache_write_tokens", 200},
                                         {"total_tokens", 1330}}));
 }
 
@@ -597,6 +599,7 @@ TEST(AnthropicWire, HugeOrFloatUsageCountsAreCappedNotOverflowed) {
       {}, &r));
   const int64_t max = int64_t{1} << 53;
   EXPECT_EQ(r.usage.cached_input, max);
+  EXPECT_EQ(r.usage.cache_write, max);
   EXPECT_EQ(r.usage.input, 3 * max);
   EXPECT_EQ(r.usage.output, max);
   EXPECT_EQ(r.to_json()["usage"]["total_tokens"], 4 * max);

@@ -102,5 +102,70 @@ TEST_F(ConfigTest, AWrongRetryOrDeadLettersSettingIsAConfigErrorNamingIt) {
   EXPECT_NE(error.find("expected 'off', 'retryable' or 'all'"), std::string::npos) << error;
 }
 
+TEST_F(ConfigTest, UnknownModelDefaultsToZeroAndAcceptsRefuseAndPriceWithItsPrice) {
+  path_ = (dir_ / "troupe.yaml").string();
+  std::ofstream(path_) << "{}\n";
+  EXPECT_EQ(load_config(path_).pricing.unknown_model, UnknownModel::zero);
+  std::ofstream(path_) << "unknown_model: refuse\n";
+  EXPECT_EQ(load_config(path_).pricing.unknown_model, UnknownModel::refuse);
+  std::ofstream(path_) << "unknown_model: price\n"
+                          "unknown_price: {input: 5, output: 20, cached_input: 2.5}\n";
+  Config c = load_config(path_);
+  EXPECT_EQ(c.pricing.unknown_model, UnknownModel::price);
+  EXPECT_DOUBLE_EQ(c.pricing.unknown_price.base.input, 5);
+  EXPECT_DOUBLE_EQ(c.pricing.unknown_price.base.output, 20);
+  EXPECT_DOUBLE_EQ(c.pricing.unknown_price.base.cached_input, 2.5);
+}
+
+TEST_F(ConfigTest, PricingEntriesAreReadByProviderAndModelWithATier) {
+  path_ = (dir_ / "troupe.yaml").string();
+  std::ofstream(path_) << "pricing:\n"
+                          "  openai/gpt-4o: {input: 2, output: 9, reasoning: 12}\n"
+                          "  acme/big:\n"
+                          "    input: 1\n"
+                          "    output: 2\n"
+                          "    above_input_tokens: 1000\n"
+                          "    above: {input: 3, output: 4}\n"
+                          "    source: https://acme.example/pricing\n"
+                          "    as_of: 2026-06\n";
+  Config c = load_config(path_);
+  const ModelPrice* gpt = c.pricing.overrides.exact("openai", "gpt-4o");
+  ASSERT_NE(gpt, nullptr);
+  EXPECT_DOUBLE_EQ(gpt->base.reasoning, 12);
+  const ModelPrice* big = c.pricing.overrides.exact("acme", "big");
+  ASSERT_NE(big, nullptr);
+  EXPECT_EQ(big->tier_above, 1000);
+  EXPECT_DOUBLE_EQ(big->tier.output, 4);
+  EXPECT_EQ(big->source, "https://acme.example/pricing");
+}
+
+TEST_F(ConfigTest, PricingMistakesAreErrorsNamingLineAndKey) {
+  struct Case {
+    std::string text;
+    std::string where;  // ":<line>:" and the key path the error must name
+    std::string key;
+  };
+  const Case cases[] = {
+      {"unknown_model: maybe\n", ":1:", "unknown_model: expected 'refuse', 'zero' or 'price'"},
+      {"unknown_model: price\n", ":1:", "unknown_model: 'price' needs unknown_price"},
+      {"unknown_price: {input: 1, output: 1}\n",
+       ":1:", "unknown_price: is used only with unknown_model: price"},
+      {"pricing:\n  gpt-4o: {input: 1, output: 2}\n", ":2:", "pricing.gpt-4o: 'gpt-4o' must be"},
+      {"pricing:\n  openai/gpt-4o: {input: 1}\n", ":2:", "pricing.openai/gpt-4o: missing 'output'"},
+      {"pricing:\n  openai/gpt-4o:\n    input: 1\n    output: -3\n",
+       ":4:", "pricing.openai/gpt-4o.output: expected a price"},
+      {"pricing:\n  openai/gpt-4o: {input: 1, output: 2, cache_read: 1}\n",
+       ":2:", "pricing.openai/gpt-4o.cache_read: unknown setting"},
+      {"pricing:\n  openai/gpt-4o: {input: 1, output: 2, above_input_tokens: 10}\n",
+       ":2:", "needs both 'above_input_tokens' and 'above'"},
+      {"pricing: [1]\n", ":1:", "pricing: expected a mapping"},
+  };
+  for (const Case& c : cases) {
+    std::string error = error_loading(c.text);
+    EXPECT_EQ(error.rfind(path_ + c.where, 0), 0u) << c.text << " -> " << error;
+    EXPECT_NE(error.find(c.key), std::string::npos) << c.text << " -> " << error;
+  }
+}
+
 }  // namespace
 }  // namespace troupe

@@ -174,9 +174,9 @@ class LogCapture {
 TEST_F(StoreTest, OpenCreatesFoldersAndFreshFileAtTheLatestSchemaVersionInWalMode) {
   const std::string db = (dir_ / "a" / "b" / "troupe.db").string();
   auto store = Store::open(db);
-  EXPECT_EQ(store->schema_version(), 4);
+  EXPECT_EQ(store->schema_version(), 5);
   EXPECT_TRUE(fs::exists(db));
-  EXPECT_EQ(sql_value(db, "PRAGMA user_version"), "4");
+  EXPECT_EQ(sql_value(db, "PRAGMA user_version"), "5");
   EXPECT_EQ(sql_value(db, "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(
       sql_value(db,
@@ -214,7 +214,7 @@ TEST_F(StoreTest, ReopenKeepsDataAndSchemaVersion) {
     store->append_event(make_event("run-1", "run.started"));
   }
   auto store = Store::open(path());
-  EXPECT_EQ(store->schema_version(), 4);
+  EXPECT_EQ(store->schema_version(), 5);
   ASSERT_TRUE(store->get_run("run-1").has_value());
   EXPECT_EQ(store->get_steps("run-1").size(), 1u);
   EXPECT_EQ(store->get_events("run-1", 0, 0).size(), 1u);
@@ -227,7 +227,7 @@ TEST_F(StoreTest, OpenRefusesDatabaseWithNewerSchemaNamingPathAndVersions) {
   for (bool readonly : {false, true}) {
     std::string error = open_error(path(), readonly);
     EXPECT_THAT(error, HasSubstr(path() + ": schema version 7 is newer than this build of troupe "
-                                          "supports (4)"));
+                                          "supports (5)"));
   }
   EXPECT_EQ(sql_value(path(), "PRAGMA user_version"), "7");
 }
@@ -263,6 +263,50 @@ TEST_F(StoreTest, OpenRejectsInMemoryDatabase) {
 }
 
 // ---- round trips
+
+TEST_F(StoreTest, StepCostAndTokenCountsRoundTripAndTheRunReadsTheirTotal) {
+  auto store = Store::open(path());
+  store->create_run(make_run("run-1"));
+  StepRecord priced = make_step("run-1", "1");
+  priced.cached_input_tokens = 4;
+  priced.reasoning_tokens = 1;
+  priced.cache_write_tokens = 2;
+  priced.cost_usd = 0.000125;
+  store->record_step(priced);
+  StepRecord other = make_step("run-1", "2");
+  other.cost_usd = 0.5;
+  store->record_step(other);
+  StepRecord unpriced = make_step("run-1", "3");
+  unpriced.unpriced = true;  // no price: cost_usd stays NULL
+  store->record_step(unpriced);
+  StepRecord sleep = make_step("run-1", "4");
+  sleep.kind = "sleep";
+  store->record_step(sleep);
+  store->flush();
+
+  auto steps = store->get_steps("run-1");
+  ASSERT_EQ(steps.size(), 4u);
+  EXPECT_EQ(steps[0].cached_input_tokens, 4);
+  EXPECT_EQ(steps[0].reasoning_tokens, 1);
+  EXPECT_EQ(steps[0].cache_write_tokens, 2);
+  ASSERT_TRUE(steps[0].cost_usd.has_value());
+  EXPECT_DOUBLE_EQ(*steps[0].cost_usd, 0.000125);
+  EXPECT_FALSE(steps[0].unpriced);
+  EXPECT_FALSE(steps[2].cost_usd.has_value());
+  EXPECT_TRUE(steps[2].unpriced);
+  EXPECT_FALSE(steps[3].cost_usd.has_value());
+  EXPECT_FALSE(steps[3].unpriced);
+  EXPECT_EQ(sql_value(path(), "SELECT count(*) FROM steps WHERE cost_usd IS NULL"), "2");
+
+  auto run = store->get_run("run-1");
+  ASSERT_TRUE(run);
+  EXPECT_DOUBLE_EQ(run->cost_usd, 0.500125);
+  EXPECT_EQ(run->unpriced_steps, 1);
+  auto listed = store->list_runs({});
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_DOUBLE_EQ(listed[0].cost_usd, 0.500125);
+  EXPECT_EQ(listed[0].unpriced_steps, 1);
+}
 
 TEST_F(StoreTest, RunStepAndEventRoundTrip) {
   auto store = Store::open(path());
@@ -763,7 +807,7 @@ TEST_F(StoreTest, ReadonlyStoreRejectsWritesAndNeverChangesTheFile) {
   }
   const std::string before = read_file(path());
   auto reader = Store::open_readonly(path());
-  EXPECT_EQ(reader->schema_version(), 4);
+  EXPECT_EQ(reader->schema_version(), 5);
   ASSERT_TRUE(reader->get_run("r"));
 
   EXPECT_THROW(reader->create_run(make_run("x")), StoreError);

@@ -330,3 +330,30 @@ def test_many_runs_at_once_each_get_their_own_events(host):
         events = list(r)
         assert {e.run_id for e in events} == {r.id}
         assert events[0].type == "run.started" and events[-1].type == "run.finished"
+
+
+def test_show_and_runs_carry_the_cost_of_each_model_call_from_the_pricing_table(tmp_path):
+    config = mock_config(tmp_path)
+    config["pricing"] = {"mock/priced": {"input": 1000, "output": 2000}}
+    h = troupe.Host(config)
+    try:
+        run = h.run_source(lua("return { troupe.agent{ model = 'mock/priced' }:ask('hello there'),"
+                               " troupe.agent{ model = 'mock/free' }:ask('hi') }"))
+        run.result(timeout=30)
+        steps = h.show(run.id).steps
+        priced, free = steps[0], steps[1]
+        assert priced["input_tokens"] > 0 and priced["output_tokens"] > 0
+        want = (priced["input_tokens"] * 1000 + priced["output_tokens"] * 2000) / 1e6
+        assert priced["cost_usd"] == pytest.approx(want)
+        assert priced["unpriced"] is False
+        assert priced["cached_input_tokens"] == 0 and priced["reasoning_tokens"] == 0
+        assert free["cost_usd"] == 0.0 and free["unpriced"] is False  # the mock costs nothing
+        assert h.runs()[0]["cost_usd"] == pytest.approx(want)
+        pd = pytest.importorskip("pandas")
+        frame = h.show(run.id).to_pandas()
+        assert isinstance(frame, pd.DataFrame)
+        assert frame["cost_usd"].sum() == pytest.approx(want)
+        assert {"cached_input_tokens", "reasoning_tokens", "cache_write_tokens",
+                "unpriced"} <= set(frame.columns)
+    finally:
+        h.close()

@@ -29,9 +29,8 @@ def _require_pandas():
 
 
 def _step_row(s: Dict[str, Any]) -> Dict[str, Any]:
-    response = s.get("response") if isinstance(s.get("response"), dict) else {}
-    usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
-    cost = usage.get("cost_usd", usage.get("cost"))
+    # The host prices every model call from the pricing table (docs/governance.md): cost_usd is
+    # None for other steps and for a call whose model has no price (then unpriced is True).
     return {
         "step_key": s["step_key"],
         "kind": s["kind"],
@@ -41,7 +40,11 @@ def _step_row(s: Dict[str, Any]) -> Dict[str, Any]:
         "latency_ms": s["latency_ms"],
         "input_tokens": s["input_tokens"],
         "output_tokens": s["output_tokens"],
-        "cost_usd": cost,
+        "cached_input_tokens": s.get("cached_input_tokens", 0),
+        "reasoning_tokens": s.get("reasoning_tokens", 0),
+        "cache_write_tokens": s.get("cache_write_tokens", 0),
+        "cost_usd": s.get("cost_usd"),
+        "unpriced": bool(s.get("unpriced", False)),
         "started": _ms_to_datetime(s["started_ms"]),
         "finished": _ms_to_datetime(s["finished_ms"]),
         "error": s["error"],
@@ -50,7 +53,8 @@ def _step_row(s: Dict[str, Any]) -> Dict[str, Any]:
 
 class RunList(list):
     """Runs as a list of dicts (``id``, ``workflow``, ``status``, ``created_ms``,
-    ``finished_ms``, ``duration_ms``, ``input``, ``output``, ``error``), newest first."""
+    ``finished_ms``, ``duration_ms``, ``input``, ``output``, ``error``, ``cost_usd``: the sum of
+    its priced model calls, ``unpriced_steps``: its calls without a price), newest first."""
 
     def to_pandas(self):
         """A DataFrame with one row per run (times as datetimes, in UTC)."""
@@ -63,19 +67,23 @@ class RunList(list):
                 "created": _ms_to_datetime(r["created_ms"]),
                 "finished": _ms_to_datetime(r["finished_ms"]),
                 "duration_ms": r["duration_ms"],
+                "cost_usd": r.get("cost_usd", 0.0),
+                "unpriced_steps": r.get("unpriced_steps", 0),
                 "error": r["error"],
             }
             for r in self
         ]
-        columns = ["id", "workflow", "status", "created", "finished", "duration_ms", "error"]
+        columns = ["id", "workflow", "status", "created", "finished", "duration_ms", "cost_usd",
+                   "unpriced_steps", "error"]
         return pd.DataFrame(rows, columns=columns)
 
 
 class RunDetails(dict):
     """A run's record (as in :class:`RunList`) plus ``steps``: a list of dicts (``step_key``,
     ``kind``, ``agent``, ``model``, ``status``, ``error``, ``input_tokens``,
-    ``output_tokens``, ``latency_ms``, ``started_ms``, ``finished_ms``, ``request``,
-    ``response``) in execution order."""
+    ``output_tokens``, ``cached_input_tokens``, ``reasoning_tokens``, ``cache_write_tokens``,
+    ``cost_usd`` (None unless a priced model call), ``unpriced``, ``latency_ms``,
+    ``started_ms``, ``finished_ms``, ``request``, ``response``) in execution order."""
 
     @property
     def steps(self) -> List[Dict[str, Any]]:
@@ -83,9 +91,11 @@ class RunDetails(dict):
 
     def to_pandas(self):
         """The steps as a DataFrame: step_key, kind, agent, model, status, latency_ms,
-        input_tokens, output_tokens, cost_usd (when the provider reports a cost), started,
+        input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cache_write_tokens,
+        cost_usd (from the pricing table; None when not a priced model call), unpriced, started,
         finished, error."""
         pd = _require_pandas()
         columns = ["step_key", "kind", "agent", "model", "status", "latency_ms", "input_tokens",
-                   "output_tokens", "cost_usd", "started", "finished", "error"]
+                   "output_tokens", "cached_input_tokens", "reasoning_tokens",
+                   "cache_write_tokens", "cost_usd", "unpriced", "started", "finished", "error"]
         return pd.DataFrame([_step_row(s) for s in self["steps"]], columns=columns)

@@ -306,8 +306,8 @@ std::string map_stop_reason(const json& reason) {
 kit::Usage parse_usage(const json& usage) {
   kit::Usage u;
   u.cached_input = count_at(usage, "cache_read_input_tokens");
-  u.input = count_at(usage, "input_tokens") + u.cached_input +
-            count_at(usage, "cache_creation_input_tokens");
+  u.cache_write = count_at(usage, "cache_creation_input_tokens");
+  u.input = count_at(usage, "input_tokens") + u.cached_input + u.cache_write;
   u.output = count_at(usage, "output_tokens");
   return u;
 }

@@ -64,7 +64,8 @@ std::optional<kit::CallError> build_request_body(const nlohmann::json& request,
 std::string map_stop_reason(const nlohmann::json& reason);
 
 // {"input_tokens","cache_read_input_tokens","cache_creation_input_tokens","output_tokens"} ->
-// Usage: input counts all three input fields, cached the cache reads. Missing counts are 0.
+// Usage: input counts all three input fields, cached the cache reads, cache_write the cache
+// writes. Missing counts are 0.
 kit::Usage parse_usage(const nlohmann::json& usage);
 
 // A complete (non-streamed) 2xx body -> the normalized response. A body that is not a message

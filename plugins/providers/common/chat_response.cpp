@@ -6,11 +6,13 @@
 namespace troupe::kit {
 
 nlohmann::json Usage::to_json() const {
-  return nlohmann::json{{"input_tokens", input},
-                        {"output_tokens", output},
-                        {"cached_input_tokens", cached_input},
-                        {"reasoning_tokens", reasoning},
-                        {"total_tokens", input + output}};
+  nlohmann::json out{{"input_tokens", input},
+                     {"output_tokens", output},
+                     {"cached_input_tokens", cached_input},
+                     {"reasoning_tokens", reasoning},
+                     {"total_tokens", input + output}};
+  if (cache_write > 0) out["cache_write_tokens"] = cache_write;
+  return out;
 }
 
 nlohmann::json ChatResponse::to_json() const {

@@ -22,16 +22,17 @@
 
 namespace troupe::kit {
 
-// Token counts. input includes cached_input; output includes reasoning (the vendor mappers
-// make it so); total is input + output.
+// Token counts. input includes cached_input and cache_write; output includes reasoning (the
+// vendor mappers make it so); total is input + output.
 struct Usage {
   int64_t input = 0;
   int64_t output = 0;
   int64_t cached_input = 0;
   int64_t reasoning = 0;
+  int64_t cache_write = 0;  // tokens written to the vendor's prompt cache (Anthropic)
 
   // All five fields: {"input_tokens","output_tokens","cached_input_tokens",
-  // "reasoning_tokens","total_tokens"}.
+  // "reasoning_tokens","total_tokens"}, and "cache_write_tokens" when there were any.
   nlohmann::json to_json() const;
 };
 

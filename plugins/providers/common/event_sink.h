@@ -24,7 +24,8 @@ class EventSink {
   virtual void tool_call_delta(int32_t index, std::string_view id, std::string_view name,
                                std::string_view arguments) = 0;
   // Token usage so far: an object with any of input_tokens, output_tokens,
-  // cached_input_tokens, reasoning_tokens, total_tokens (absent = not known yet).
+  // cached_input_tokens, reasoning_tokens, cache_write_tokens, total_tokens (absent = not known
+  // yet).
   virtual void usage(const nlohmann::json& usage) = 0;
 };
 
