@@ -33,13 +33,9 @@ class CostFixture {
     dir_ = pattern;
     ASSERT_TRUE(fs::exists(troupe_binary())) << "build the troupe_cli target";
     std::ofstream cfg(dir_ / "troupe.yaml");
-    cfg << "store: troupe.db\nproviders:\n";
-    for (Vendor v : {Vendor::openai, Vendor::anthropic, Vendor::gemini, Vendor::ollama}) {
-      cfg << "  " << vendor_name(v) << ":\n    plugin: " << vendor_name(v)
-          << "\n    settings: {base_url: \"" << server_.base_url(v) << "\"}\n"
-          << "    secrets: {api_key: TEST_VENDOR_KEY}\n";
-    }
-    cfg << "retry: {attempts: 1}\n" << extra_config;
+    cfg << "store: troupe.db\n"
+        << server_.providers_config("TEST_VENDOR_KEY") << "retry: {attempts: 1}\n"
+        << extra_config;
   }
 
   ProcessResult troupe(std::vector<std::string> args) {

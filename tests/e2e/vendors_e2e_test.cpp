@@ -40,12 +40,7 @@ class Vendors : public ::testing::TestWithParam<Vendor> {
     server_.add_page("troupe", kPage);
     // Every vendor name of the config points at the fake server in its own wire format.
     std::ofstream cfg(dir_ / "troupe.yaml");
-    cfg << "store: troupe.db\nproviders:\n";
-    for (Vendor v : {Vendor::openai, Vendor::anthropic, Vendor::gemini, Vendor::ollama}) {
-      cfg << "  " << vendor_name(v) << ":\n    plugin: " << vendor_name(v)
-          << "\n    settings: {base_url: \"" << server_.base_url(v) << "\"}\n"
-          << "    secrets: {api_key: TEST_VENDOR_KEY}\n";
-    }
+    cfg << "store: troupe.db\n" << server_.providers_config("TEST_VENDOR_KEY");
   }
   void TearDown() override {
     std::error_code ec;

@@ -77,6 +77,16 @@ std::string VendorServer::base_url(Vendor vendor) const {
   return vendor == Vendor::openai ? url("/v1") : url("");
 }
 
+std::string VendorServer::providers_config(const std::string& key_env) const {
+  std::string cfg = "providers:\n";
+  for (Vendor v : {Vendor::openai, Vendor::anthropic, Vendor::gemini, Vendor::ollama}) {
+    cfg += std::string("  ") + vendor_name(v) + ":\n    plugin: " + vendor_name(v) +
+           "\n    settings: {base_url: \"" + base_url(v) +
+           "\"}\n    secrets: {api_key: " + key_env + "}\n";
+  }
+  return cfg;
+}
+
 void VendorServer::push(FakeReply reply) {
   std::lock_guard lock(state_->mutex);
   state_->queue.push_back(std::move(reply));

@@ -140,6 +140,9 @@ class VendorServer {
   std::string url(std::string_view path = "") const;
   // The base_url setting for a vendor's plugin: url("/v1") for openai, url("") otherwise.
   std::string base_url(Vendor vendor) const;
+  // A troupe.yaml `providers:` section naming each vendor after its plugin, every one pointed at
+  // this server in its own wire format, its key in the environment variable `key_env`.
+  std::string providers_config(const std::string& key_env) const;
 
   // Queues a reply: the next chat request (any vendor) gets it.
   void push(FakeReply reply);
