@@ -47,6 +47,9 @@ troupe::Host& host() {
     c.runtime.limits.max_memory_bytes = 16ull << 20;
     c.runtime.limits.slice_instructions = 100'000;
     c.runtime.limits.call_timeout_ms = 1'000;
+    // Failed calls are tried once unless the script asks for a policy: the mock's error models
+    // answer with Retry-After 1 s, and default retries would spend the run's 2 s waiting.
+    c.runtime.retry.attempts = 1;
     return new troupe::Host(c, /*open_store=*/false);  // lives as long as the process
   }();
   return *h;
